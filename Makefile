@@ -1,0 +1,59 @@
+# kubectl falco-phantom: Falco alerts -> NATS -> forwarder -> Splunk SOAR.
+# Run `make help` for the targets.
+
+SHELL := /usr/bin/env bash
+GO ?= go
+MODULE := github.com/falco-phantom/kubectl-falco-phantom
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X $(MODULE)/pkg/version.Version=$(VERSION)
+BIN := bin
+# Packages whose tests take long or need more than Go (see docs/development.md).
+TEST_FLAGS ?= -race -count=1 -timeout 30m
+FUZZ_TIME ?= 30s
+
+.PHONY: help
+help: ## Show this help.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+##@ Try it
+
+.PHONY: demo
+demo: ## Run the whole pipeline on this machine (embedded NATS, forwarder, mock SOAR).
+	$(GO) run ./cmd/kubectl-falco_phantom demo
+
+##@ Build
+
+.PHONY: build
+build: ## Build the plugin, its completion helper, the forwarder and the mock SOAR into bin/.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ \
+		./cmd/kubectl-falco_phantom ./cmd/kubectl_complete-falco_phantom \
+		./cmd/falco-phantom-forwarder ./mockphantom/cmd/mockphantom
+
+##@ Test
+
+.PHONY: test
+test: ## Run every test CI runs.
+	$(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: test-short
+test-short: ## Run the quick tests only.
+	$(GO) test -short -count=1 ./...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
+	$(GO) test ./pkg/falco -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./pkg/falco -run '^$$' -fuzz '^FuzzSubject$$' -fuzztime $(FUZZ_TIME)
+
+.PHONY: bench
+bench: ## Run the benchmarks and print their numbers (never part of CI's gate).
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: lint
+lint: ## Check formatting and vet the code.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf $(BIN)

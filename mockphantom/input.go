@@ -1,0 +1,201 @@
+package mockphantom
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// inputError is a client mistake; it becomes a 400 with its message.
+type inputError struct{ msg string }
+
+func (e *inputError) Error() string { return e.msg }
+
+func badInput(format string, args ...any) error {
+	return &inputError{msg: fmt.Sprintf(format, args...)}
+}
+
+// writeInputError answers 400 for an inputError and 500 for anything else.
+func (s *Server) writeInputError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	var ie *inputError
+	if errors.As(err, &ie) {
+		writeError(w, http.StatusBadRequest, ie.msg)
+		return
+	}
+	s.internalError(w, r, op, err)
+}
+
+// readBody reads the request body. It answers the request itself (413 or
+// 400) and returns ok=false when the body cannot be read.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, tooLargeMessage(tooBig.Limit))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "failed to read request body")
+		return nil, false
+	}
+	return body, true
+}
+
+// jsonKind returns the first non-space byte of a JSON text ('{', '[', ...),
+// or 0 for an empty body. Validity is checked when the body is decoded.
+func jsonKind(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// The opt* helpers read one optional field kept as raw JSON. Absent and
+// null both mean "not given". Their errors name the field.
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+func optString(field string, raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", badInput("%s must be a string", field)
+	}
+	return s, nil
+}
+
+func optBool(field string, raw json.RawMessage) (bool, error) {
+	switch string(raw) {
+	case "", "null", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, badInput("%s must be true or false", field)
+}
+
+func optInt(field string, raw json.RawMessage) (int64, bool, error) {
+	if isNull(raw) {
+		return 0, false, nil
+	}
+	var n int64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, false, badInput("%s must be an integer", field)
+	}
+	return n, true, nil
+}
+
+// optObject returns the object's JSON text as sent, or def.
+func optObject(field string, raw json.RawMessage, def string) (string, error) {
+	if isNull(raw) {
+		return def, nil
+	}
+	if raw[0] != '{' {
+		return "", badInput("%s must be a JSON object", field)
+	}
+	return string(raw), nil
+}
+
+// optAny returns any JSON value's text as sent, or def.
+func optAny(raw json.RawMessage, def string) string {
+	if isNull(raw) {
+		return def
+	}
+	return string(raw)
+}
+
+// optStringList returns a list of strings as JSON text, or "[]".
+func optStringList(field string, raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "[]", nil
+	}
+	var list []string
+	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+		return "", badInput("%s must be a list of strings", field)
+	}
+	return string(raw), nil
+}
+
+// optCEFTypes checks the shape {"key": ["type", ...]} and returns its text.
+func optCEFTypes(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "{}", nil
+	}
+	var types map[string][]string
+	if raw[0] != '{' || json.Unmarshal(raw, &types) != nil {
+		return "", badInput("cef_types must be an object mapping each cef key to a list of strings")
+	}
+	return string(raw), nil
+}
+
+// optOwner accepts a user id or a user name and returns its JSON text.
+func optOwner(raw json.RawMessage) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		return string(raw), nil
+	}
+	if _, _, err := optInt("owner_id", raw); err != nil {
+		return "", badInput("owner_id must be an integer user id or a user name")
+	}
+	return string(raw), nil
+}
+
+// optTime reads a time and returns it in the stored layout, or "".
+func optTime(field string, raw json.RawMessage) (string, error) {
+	s, err := optString(field, raw)
+	if err != nil || s == "" {
+		return "", err
+	}
+	t, err := parseTime(s)
+	if err != nil {
+		return "", badInput("%s %q is not a valid time; use RFC 3339 such as 2006-01-02T15:04:05.000000Z", field, s)
+	}
+	return formatTime(t), nil
+}
+
+// timeLayouts are the accepted input layouts. time.Parse accepts a
+// fraction of seconds after the seconds even when the layout has none;
+// times without a zone are UTC.
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05Z07:00",
+	"2006-01-02 15:04:05",
+}
+
+func parseTime(s string) (time.Time, error) {
+	var firstErr error
+	for _, layout := range timeLayouts {
+		t, err := time.Parse(layout, s)
+		if err == nil {
+			return t, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return time.Time{}, firstErr
+}
+
+// checkSeverity answers with the real product's message for unknown ones.
+func (s *Server) checkSeverity(sev string) (string, error) {
+	if sev == "" {
+		return "medium", nil
+	}
+	if !slices.Contains(s.cfg.Severities, sev) {
+		return "", badInput("Severity matching query does not exist.")
+	}
+	return sev, nil
+}

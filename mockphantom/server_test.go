@@ -1,0 +1,222 @@
+package mockphantom
+
+import (
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	open := newTestEnv(t, Config{InsecureNoAuth: true})
+
+	tests := []struct {
+		name   string
+		env    *testEnv
+		method string
+		path   string
+		auth   auth
+		want   int
+		msg    string // part of the 401 message
+	}{
+		{"basic", e, http.MethodGet, "/rest/version", asAdmin, http.StatusOK, ""},
+		{"token header", e, http.MethodGet, "/rest/version", tokenHeader(testToken), http.StatusOK, ""},
+		{"token as password, empty user", e, http.MethodGet, "/rest/version", basic("", testToken), http.StatusOK, ""},
+		{"wrong password", e, http.MethodGet, "/rest/version", basic(testUser, "nope"), http.StatusUnauthorized, "Authentication failed"},
+		{"wrong user", e, http.MethodGet, "/rest/version", basic("root", testPassword), http.StatusUnauthorized, "Authentication failed"},
+		{"token as password of a user", e, http.MethodGet, "/rest/version", basic(testUser, testToken), http.StatusUnauthorized, "Authentication failed"},
+		{"wrong token header", e, http.MethodGet, "/rest/version", tokenHeader("tok-wrong"), http.StatusUnauthorized, "Authentication failed"},
+		{"no credentials", e, http.MethodGet, "/rest/version", noAuth, http.StatusUnauthorized, "Authentication failed"},
+		{"delete with token header", e, http.MethodDelete, "/rest/container/1", tokenHeader(testToken), http.StatusUnauthorized, "user credentials"},
+		{"delete with token as password", e, http.MethodDelete, "/rest/container/1", basic("", testToken), http.StatusUnauthorized, "user credentials"},
+		{"delete with basic (missing container)", e, http.MethodDelete, "/rest/container/1", asAdmin, http.StatusNotFound, ""},
+		{"web page needs auth", e, http.MethodGet, "/", noAuth, http.StatusUnauthorized, "Authentication failed"},
+		{"mock stats needs auth", e, http.MethodGet, "/mock/stats", noAuth, http.StatusUnauthorized, "Authentication failed"},
+		{"mock faults needs auth", e, http.MethodGet, "/mock/faults", noAuth, http.StatusUnauthorized, "Authentication failed"},
+		{"healthz is open", e, http.MethodGet, "/healthz", noAuth, http.StatusOK, ""},
+		{"no-auth mode: nothing", open, http.MethodGet, "/rest/version", noAuth, http.StatusOK, ""},
+		{"no-auth mode: delete", open, http.MethodDelete, "/rest/container/1", noAuth, http.StatusNotFound, ""},
+		{"no-auth mode: web page", open, http.MethodGet, "/", noAuth, http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := doRequest(t, http.DefaultClient, tt.method, tt.env.url+tt.path, nil, tt.auth)
+			if tt.want != http.StatusUnauthorized {
+				r.wantStatus(t, tt.want)
+				return
+			}
+			r.wantFailure(t, http.StatusUnauthorized, tt.msg)
+			if got, want := r.header.Get("WWW-Authenticate"), `Basic realm="mockphantom"`; got != want {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestDeleteContainerWithUser(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	id := e.createContainer(map[string]any{"name": "c", "artifacts": []any{map[string]any{"name": "a"}}})
+	r := e.do(http.MethodDelete, "/rest/container/"+itoa(id), nil, asAdmin)
+	r.wantStatus(t, http.StatusOK)
+	e.do(http.MethodGet, "/rest/container/"+itoa(id), nil, asAdmin).wantFailure(t, http.StatusNotFound, "does not exist")
+	if got := e.count("/rest/artifact"); got != 0 {
+		t.Errorf("artifacts after deleting their container = %d, want 0", got)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "x.db")
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no db", Config{Token: "t"}, "DBPath"},
+		{"no credentials", Config{DBPath: db}, "no credentials"},
+		{"password without user", Config{DBPath: db, Password: "p"}, "user name"},
+		{"user without password", Config{DBPath: db, User: "u", Token: "t"}, "needs a password"},
+		{"bad duplicate status", Config{DBPath: db, Token: "t", DuplicateStatus: 42}, "duplicate status"},
+		{"severities without medium", Config{DBPath: db, Token: "t", Severities: []string{"high"}}, "medium"},
+		{"empty label", Config{DBPath: db, Token: "t", Labels: []string{" "}}, "empty label"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := New(t.Context(), tt.cfg)
+			if err == nil {
+				_ = s.Close()
+				t.Fatalf("New(%+v) succeeded, want an error containing %q", tt.cfg, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFixedEndpoints(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{Labels: []string{"events", "falco"}})
+
+	v := e.do(http.MethodGet, "/rest/version", nil, asAdmin)
+	v.wantStatus(t, http.StatusOK)
+	if got := v.decode(t)["version"]; got != Version {
+		t.Errorf("version = %v, want %q", got, Version)
+	}
+
+	o := e.do(http.MethodGet, "/rest/container_options", nil, asAdmin)
+	o.wantStatus(t, http.StatusOK)
+	opts := o.decode(t)
+	for key, want := range map[string][]string{
+		"label":       {"events", "falco"},
+		"severity":    {"high", "medium", "low"},
+		"status":      {"new", "open", "closed"},
+		"sensitivity": {"white", "green", "amber", "red"},
+	} {
+		var got []string
+		for _, x := range opts[key].([]any) {
+			got = append(got, x.(string))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("container_options[%s] = %v, want %v", key, got, want)
+		}
+	}
+
+	h := e.do(http.MethodGet, "/healthz", nil, noAuth)
+	if h.status != http.StatusOK || strings.TrimSpace(string(h.body)) != "ok" {
+		t.Errorf("healthz = %d %q, want 200 \"ok\"", h.status, h.body)
+	}
+}
+
+func TestMethodAndPathErrorsAreJSON(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPut, "/rest/container", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/rest/container/1", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/rest/artifact", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/rest/nothing", http.StatusNotFound},
+		{http.MethodGet, "/rest/container/abc", http.StatusNotFound},
+		{http.MethodGet, "/rest/artifact/99", http.StatusNotFound},
+		{http.MethodGet, "/elsewhere", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			t.Parallel()
+			r := e.do(tt.method, tt.path, nil, asAdmin)
+			r.wantFailure(t, tt.want, "")
+			if got := r.header.Get("Content-Type"); got != "application/json" {
+				t.Errorf("Content-Type = %q, want application/json", got)
+			}
+			if tt.want == http.StatusMethodNotAllowed && r.header.Get("Allow") == "" {
+				t.Errorf("405 without an Allow header")
+			}
+		})
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	cid := e.createContainer(map[string]any{"name": "c"})
+	arts := []any{
+		map[string]any{"container_id": cid, "source_data_identifier": "a"},
+		map[string]any{"container_id": cid, "source_data_identifier": "a"},
+	}
+	e.do(http.MethodPost, "/rest/artifact", arts, asAdmin).wantStatus(t, http.StatusOK)
+	e.do(http.MethodGet, "/rest/version", nil, noAuth).wantStatus(t, http.StatusUnauthorized)
+
+	got := e.srv.Stats()
+	checks := []struct {
+		name      string
+		got, want int64
+	}{
+		{"requests", got.Requests, 3},
+		{"POST /rest/container", got.ByRoute["POST /rest/container"], 1},
+		{"POST /rest/artifact", got.ByRoute["POST /rest/artifact"], 1},
+		{"status 200", got.ByStatus[200], 2},
+		{"status 401", got.ByStatus[401], 1},
+		{"containers created", got.ContainersCreated, 1},
+		{"artifacts created", got.ArtifactsCreated, 1},
+		{"duplicates", got.Duplicates, 1},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("stats %s = %d, want %d (stats %+v)", c.name, c.got, c.want, got)
+		}
+	}
+
+	r := e.do(http.MethodGet, "/mock/stats", nil, asAdmin)
+	r.wantStatus(t, http.StatusOK)
+	m := r.decode(t)
+	if num(m["artifacts_created"]) != 1 || m["by_status"].(map[string]any)["200"] == nil {
+		t.Errorf("/mock/stats = %s, want artifacts_created 1 and by_status[\"200\"]", r.body)
+	}
+}
+
+func TestSecretEqual(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"abc", "abc", true},
+		{"abc", "abd", false},
+		{"abc", "abcd", false},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		if got := secretEqual(tt.a, tt.b); got != tt.want {
+			t.Errorf("secretEqual(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

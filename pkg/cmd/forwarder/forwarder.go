@@ -1,0 +1,150 @@
+// Package forwarder is the command line of the falco-phantom-forwarder
+// service.
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
+)
+
+// Run runs the forwarder command line with args (without the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cmd := NewCommand(stdout, stderr, getenv)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(ctx)
+}
+
+type options struct {
+	cfg       fw.Config
+	logFormat string
+	logLevel  string
+}
+
+// NewCommand returns the forwarder's root command.
+func NewCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	o := &options{cfg: fw.Defaults()}
+	var finish func() error
+	cmd := &cobra.Command{
+		Use:   "falco-phantom-forwarder",
+		Short: "Forward Falco events from NATS to Splunk SOAR (Phantom)",
+		Long: `Forward Falco events from NATS to Splunk SOAR (Phantom).
+
+Events published by falcosidekick on falco.<priority>.<rule> are stored in a
+JetStream stream and consumed by a durable consumer: each alert becomes an
+artifact in the SOAR case of its incident, and is acknowledged only once
+SOAR holds it.
+
+Secrets are read from the environment or from files only:
+  PHANTOM_USER, PHANTOM_PASSWORD, PHANTOM_TOKEN, or PHANTOM_*_FILE.
+Every flag can also be set with the variable named in its help.`,
+		Example: `  PHANTOM_BASE_URL=https://soar.example.com PHANTOM_TOKEN=... \
+  NATS_URL=nats://nats.falco.svc:4222 falco-phantom-forwarder
+
+  # replay events that SOAR refused once the cause is fixed
+  NATS_URL=nats://127.0.0.1:4222 falco-phantom-forwarder replay-dead-letters`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := finish(); err != nil {
+				return err
+			}
+			log, err := newLogger(stderr, o.logFormat, o.logLevel)
+			if err != nil {
+				return err
+			}
+			f, err := fw.New(o.cfg, log)
+			if err != nil {
+				return err
+			}
+			return f.Run(cmd.Context())
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	finish = o.cfg.BindFlags(cmd.Flags(), getenv)
+	cmd.Flags().StringVar(&o.logFormat, "log-format", envOr(getenv, "LOG_FORMAT", "json"), "log format: json or text [LOG_FORMAT]")
+	cmd.Flags().StringVar(&o.logLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error [LOG_LEVEL]")
+	cmd.AddCommand(newReplayCommand(stdout, getenv), newVersionCommand(stdout))
+	return cmd
+}
+
+func newReplayCommand(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	natsURL := envOr(getenv, "NATS_URL", nats.DefaultURL)
+	stream := fw.Defaults().NATS.DeadLetterStream
+	var reasons []string
+	cmd := &cobra.Command{
+		Use:   "replay-dead-letters",
+		Short: "Send dead-lettered events back to be delivered again",
+		Long: `Send dead-lettered events back to their original subjects, so that the
+event stream stores them again and the forwarder delivers them. Each is
+removed from the dead-letter stream once the event stream confirmed it.
+Replaying is safe to repeat: delivery never creates duplicates.`,
+		Example: `  falco-phantom-forwarder replay-dead-letters --reason phantom_rejected`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := nats.Connect(natsURL, nats.Name("falco-phantom-replay"))
+			if err != nil {
+				return fmt.Errorf("connect to NATS: %w", err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			res, err := fw.ReplayDeadLetters(cmd.Context(), js, stream, reasons)
+			fmt.Fprintf(stdout, "replayed %d, skipped %d (cut or without subject), left %d (other reasons)\n", res.Replayed, res.Skipped, res.Left)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&natsURL, "nats-url", natsURL, "NATS server URL [NATS_URL]")
+	cmd.Flags().StringVar(&stream, "stream", stream, "dead-letter stream")
+	cmd.Flags().StringSliceVar(&reasons, "reason", nil, "replay only these reasons (too_large, invalid_event, phantom_rejected); default all")
+	return cmd
+}
+
+func newVersionCommand(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			v := version.Get()
+			_, err := fmt.Fprintf(stdout, "falco-phantom-forwarder %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
+			return err
+		},
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, errors.New("log format: want json or text")
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}

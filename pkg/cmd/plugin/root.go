@@ -1,0 +1,71 @@
+// Package plugin is the root of the kubectl-falco_phantom command tree.
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
+)
+
+// Run runs the plugin with args (without the program name).
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams) error {
+	cmd := NewCommand(streams)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(ctx)
+}
+
+// NewCommand returns the root command with every subcommand.
+func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	kube := genericclioptions.NewConfigFlags(true)
+	cmd := &cobra.Command{
+		Use:   "kubectl falco-phantom",
+		Short: "Send Falco's runtime alerts to Splunk SOAR (Phantom)",
+		Long: `kubectl falco-phantom puts Falco, NATS and a forwarder on a cluster so that
+Falco's runtime alerts (a shell in a container, a write below /etc...) become
+cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
+
+  demo        the whole pipeline on this machine, no cluster needed`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// kubectl passes plugin names with underscores; show ours with a dash.
+		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl falco-phantom"},
+	}
+	cmd.SetIn(streams.In)
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	kube.AddFlags(cmd.PersistentFlags())
+	cmd.AddCommand(
+		demo.NewCommand(streams),
+		newVersionCommand(streams.Out),
+	)
+	return cmd
+}
+
+func newVersionCommand(out io.Writer) *cobra.Command {
+	var format output.Format
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the plugin's version",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if err := format.Validate(); err != nil {
+				return err
+			}
+			v := version.Get()
+			return output.Print(out, format, v, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "kubectl-falco_phantom %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
+				return err
+			})
+		},
+	}
+	output.AddFlag(cmd, &format)
+	return cmd
+}

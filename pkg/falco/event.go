@@ -1,0 +1,313 @@
+// Package falco is the model of a Falco alert as Falco writes it in JSON and
+// as falcosidekick publishes it to NATS: parsing, priorities and subjects.
+package falco
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// MaxEventBytes is the largest event Parse accepts. Real alerts are a few
+// kilobytes; anything near this size is hostile or broken.
+const MaxEventBytes = 1 << 20
+
+// Event is one Falco alert.
+type Event struct {
+	// Time is when the kernel event happened (Falco's "time").
+	Time time.Time
+	// Rule is the name of the rule that fired, e.g. "Terminal shell in container".
+	Rule string
+	// Priority is the rule's priority.
+	Priority Priority
+	// Source is the event source, e.g. "syscall"; empty in 2018-era events.
+	Source string
+	// Hostname is the node Falco runs on; empty in 2018-era events.
+	Hostname string
+	// Output is the rendered alert line, including its time and priority prefix.
+	Output string
+	// Tags are the rule's tags.
+	Tags []string
+	// OutputFields are the fields the output line was rendered from.
+	OutputFields Fields
+	// UUID is the id falcosidekick adds. It is new on every resend, so it
+	// must not be used to recognise an event: use ID instead.
+	UUID string
+}
+
+// Fields holds output fields. A value is nil (JSON null), a string, a
+// json.Number, a bool, or a json.RawMessage for a list or an object.
+type Fields map[string]any
+
+// String returns a field as text: "" when absent or null, numbers exactly as
+// Falco wrote them, lists and objects as compact JSON.
+func (f Fields) String(key string) string {
+	switch v := f[key].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	case json.RawMessage:
+		return string(v)
+	default:
+		return ""
+	}
+}
+
+// ParseError says why an input is not a Falco event. Field is the JSON key
+// at fault, or "" when the input as a whole is wrong.
+type ParseError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ParseError) Error() string {
+	if e.Field == "" {
+		return "invalid Falco event: " + e.Reason
+	}
+	return fmt.Sprintf("invalid Falco event: field %q: %s", e.Field, e.Reason)
+}
+
+// ErrTooLarge is wrapped by the error Parse returns for an input larger than MaxEventBytes.
+var ErrTooLarge = errors.New("event too large")
+
+// Parse reads one event in any of the shapes in use: what falcosidekick
+// publishes (with "uuid"), Falco's own json_output, and 2018-era events that
+// lack "source", "hostname" and "tags". When "priority" is missing it is
+// taken from the output's "HH:MM:SS.nnnnnnnnn: Priority" prefix. Parse never
+// panics; every rejection is a *ParseError (or wraps ErrTooLarge).
+func Parse(data []byte) (*Event, error) {
+	if len(data) > MaxEventBytes {
+		return nil, fmt.Errorf("invalid Falco event: %w: %d bytes (limit %d)", ErrTooLarge, len(data), MaxEventBytes)
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, &ParseError{Reason: "empty input"}
+	}
+	if data[0] != '{' {
+		return nil, &ParseError{Reason: "not a JSON object (is Falco's json_output enabled?)"}
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, &ParseError{Reason: "malformed JSON: " + err.Error()}
+	}
+	ev := &Event{}
+	var err error
+	if ev.Rule, err = stringField(raw, "rule", true); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(ev.Rule) == "" {
+		return nil, &ParseError{Field: "rule", Reason: "is empty"}
+	}
+	optional := []struct {
+		key string
+		dst *string
+	}{{"output", &ev.Output}, {"source", &ev.Source}, {"hostname", &ev.Hostname}, {"uuid", &ev.UUID}}
+	for _, f := range optional {
+		if *f.dst, err = stringField(raw, f.key, false); err != nil {
+			return nil, err
+		}
+	}
+	if ev.Priority, err = parsePriorityField(raw, ev.Output); err != nil {
+		return nil, err
+	}
+	if ev.Time, err = parseTimeField(raw); err != nil {
+		return nil, err
+	}
+	if ev.Tags, err = parseTags(raw); err != nil {
+		return nil, err
+	}
+	if ev.OutputFields, err = parseFields(raw); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+func stringField(raw map[string]json.RawMessage, key string, required bool) (string, error) {
+	v, ok := raw[key]
+	if !ok || string(v) == "null" {
+		if required {
+			return "", &ParseError{Field: key, Reason: "is missing"}
+		}
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", &ParseError{Field: key, Reason: "want a string, got " + jsonKind(v)}
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s, nil
+}
+
+func parsePriorityField(raw map[string]json.RawMessage, output string) (Priority, error) {
+	name, err := stringField(raw, "priority", false)
+	if err != nil {
+		return 0, err
+	}
+	if name == "" {
+		if _, p, _, ok := SplitOutput(output); ok {
+			return p, nil
+		}
+		return 0, &ParseError{Field: "priority", Reason: "is missing and the output has no priority prefix"}
+	}
+	p, err := ParsePriority(name)
+	if err != nil {
+		return 0, &ParseError{Field: "priority", Reason: err.Error()}
+	}
+	return p, nil
+}
+
+func parseTimeField(raw map[string]json.RawMessage) (time.Time, error) {
+	s, err := stringField(raw, "time", true)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, &ParseError{Field: "time", Reason: fmt.Sprintf("want RFC 3339 time, got %q", truncate(s, 64))}
+	}
+	return t, nil
+}
+
+func parseTags(raw map[string]json.RawMessage) ([]string, error) {
+	v, ok := raw["tags"]
+	if !ok || string(v) == "null" {
+		return nil, nil
+	}
+	var tags []string
+	if err := json.Unmarshal(v, &tags); err != nil {
+		return nil, &ParseError{Field: "tags", Reason: "want a list of strings, got " + jsonKind(v)}
+	}
+	return tags, nil
+}
+
+func parseFields(raw map[string]json.RawMessage) (Fields, error) {
+	v, ok := raw["output_fields"]
+	if !ok || string(v) == "null" {
+		return Fields{}, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(v, &m); err != nil {
+		return nil, &ParseError{Field: "output_fields", Reason: "want an object, got " + jsonKind(v)}
+	}
+	out := make(Fields, len(m))
+	for k, val := range m {
+		switch val[0] {
+		case 'n':
+			out[k] = nil
+		case 't', 'f':
+			out[k] = val[0] == 't'
+		case '"':
+			var s string
+			if err := json.Unmarshal(val, &s); err != nil {
+				return nil, &ParseError{Field: "output_fields." + k, Reason: err.Error()}
+			}
+			out[k] = s
+		case '{', '[':
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, val); err != nil {
+				return nil, &ParseError{Field: "output_fields." + k, Reason: err.Error()}
+			}
+			out[k] = json.RawMessage(buf.Bytes())
+		default:
+			out[k] = json.Number(val)
+		}
+	}
+	return out, nil
+}
+
+// jsonKind names the JSON type of a raw value for error messages.
+func jsonKind(v json.RawMessage) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// SplitOutput splits Falco's output line "HH:MM:SS.nnnnnnnnn: Priority text"
+// (or the same with an ISO 8601 time) into its parts. ok is false when the
+// line has no such prefix.
+func SplitOutput(output string) (clock string, p Priority, text string, ok bool) {
+	head, rest, found := strings.Cut(output, ": ")
+	if !found || len(head) < 8 || !strings.ContainsRune(head, ':') || head[0] < '0' || head[0] > '9' {
+		return "", 0, output, false
+	}
+	name, text, _ := strings.Cut(rest, " ")
+	p, err := ParsePriority(name)
+	if err != nil {
+		return "", 0, output, false
+	}
+	return head, p, text, true
+}
+
+// ID identifies the event itself: the same alert resent (by falcosidekick
+// with a new uuid, or redelivered by NATS) has the same ID; two different
+// alerts do not. It hashes the time, rule, priority, source, host, output
+// and output fields.
+func (e *Event) ID() string {
+	h := sha256.New()
+	write := func(s string) {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	write(strconv.FormatInt(e.Time.UnixNano(), 10))
+	write(e.Rule)
+	write(e.Priority.String())
+	write(e.Source)
+	write(e.Hostname)
+	write(e.Output)
+	keys := make([]string, 0, len(e.OutputFields))
+	for k := range e.OutputFields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		write(k)
+		if e.OutputFields[k] == nil {
+			write("\x00null")
+		} else {
+			write(e.OutputFields.String(k))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Subject is the NATS subject falcosidekick publishes this event on.
+func (e *Event) Subject() string { return Subject(e.Priority, e.Rule) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

@@ -1,0 +1,268 @@
+// Package forwarder moves Falco events from NATS into Splunk SOAR: one case
+// per incident, one artifact per alert, nothing lost and nothing doubled.
+//
+// Data flows one way: a source (JetStream consumer or core subscription)
+// hands messages to workers; a worker parses a batch, assigns each alert to
+// its incident's case, writes the batch to SOAR, and only then settles the
+// messages (acknowledges them). Whatever SOAR cannot take for a passing
+// reason is held and retried; whatever it can never take is kept as a dead
+// letter.
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+)
+
+// Forwarder is one forwarder process.
+type Forwarder struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	client  *phantom.Client
+
+	ready atomic.Bool // the source is consuming
+	nc    atomic.Pointer[nats.Conn]
+	pipe  atomic.Pointer[pipeline]
+}
+
+// New checks cfg and prepares a forwarder; Run starts it.
+func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	client, err := phantom.New(phantom.Config{
+		BaseURL:            cfg.Phantom.BaseURL,
+		Credentials:        credentials(cfg.Phantom),
+		InsecureSkipVerify: !cfg.Phantom.VerifySSL,
+		CAFile:             cfg.Phantom.CAFile,
+		Timeout:            cfg.Phantom.Timeout,
+		UserAgent:          "falco-phantom-forwarder",
+		MaxConns:           cfg.Workers * 2,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("SOAR client: %w", err)
+	}
+	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client}, nil
+}
+
+func credentials(c PhantomConfig) phantom.Credentials {
+	if c.UserFile == "" && c.PasswordFile == "" && c.TokenFile == "" {
+		return phantom.StaticCredentials(c.Auth)
+	}
+	return &phantom.FileCredentials{UserFile: c.UserFile, PasswordFile: c.PasswordFile, TokenFile: c.TokenFile, Fallback: c.Auth}
+}
+
+// Metrics returns the forwarder's metrics.
+func (f *Forwarder) Metrics() *Metrics { return f.metrics }
+
+// Ready returns nil when the forwarder consumes events and SOAR accepts
+// them, and otherwise what is wrong.
+func (f *Forwarder) Ready() error {
+	nc := f.nc.Load()
+	switch {
+	case nc == nil || !f.ready.Load():
+		return errors.New("not consuming from NATS yet")
+	case !nc.IsConnected():
+		return fmt.Errorf("NATS connection is %s", nc.Status())
+	}
+	if p := f.pipe.Load(); p != nil {
+		if err := p.Blocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Handler serves /healthz (alive), /readyz (Ready) and /metrics.
+func (f *Forwarder) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := f.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(f.metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Run consumes events until ctx ends, then stops taking new ones, finishes
+// the batches in flight (for at most DrainTimeout), gives back what it
+// could not finish, and returns.
+func (f *Forwarder) Run(ctx context.Context) error {
+	cfg := f.cfg
+	f.log.Info("starting forwarder", "mode", cfg.NATS.Mode, "nats", redactURL(cfg.NATS.URL), "subject", cfg.NATS.Subject,
+		"phantom", f.client.BaseURL(), "label", cfg.Phantom.Label, "auth", authKind(cfg.Phantom),
+		"group_window", cfg.GroupWindow.String(), "workers", cfg.Workers, "batch_size", cfg.BatchSize)
+	if !cfg.Phantom.VerifySSL {
+		f.log.Warn("TLS certificate verification of SOAR is OFF (VERIFY_SSL=false): anyone on the path can read and change what is sent")
+	}
+
+	var srv *http.Server
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen for health and metrics on %s: %w", cfg.Listen, err)
+		}
+		srv = &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer func() {
+			shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutCtx)
+		}()
+	}
+
+	nc, err := f.connect()
+	if err != nil {
+		return err
+	}
+	f.nc.Store(nc)
+	defer nc.Close()
+
+	src, err := f.openSource(ctx, nc)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	f.pipe.Store(src.pipe)
+
+	msgs := make(chan *Message, cfg.BatchSize*cfg.Workers)
+	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
+	var workers sync.WaitGroup
+	for range cfg.Workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			f.work(ctx, deliverCtx, src.pipe, msgs)
+		}()
+	}
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- src.run(ctx, msgs, &f.ready) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-srcDone:
+	}
+	f.ready.Store(false)
+	f.log.Info("stopping: finishing events in flight", "timeout", cfg.DrainTimeout.String())
+	stopTimer := time.AfterFunc(cfg.DrainTimeout, cancelDeliver)
+	defer stopTimer.Stop()
+	src.stop()
+	if runErr != nil {
+		// Workers also stop on ctx; make them stop for a source failure too.
+		cancelDeliver()
+	}
+	workers.Wait()
+	given := 0
+	for {
+		select {
+		case m := <-msgs:
+			m.nak()
+			given++
+			continue
+		default:
+		}
+		break
+	}
+	if err := nc.Drain(); err != nil {
+		f.log.Warn("NATS drain", "error", err)
+	}
+	f.log.Info("forwarder stopped", "given_back", given)
+	return runErr
+}
+
+// work takes batches from msgs until ctx ends. A batch is whatever is
+// waiting, up to BatchSize: the first event is never held back waiting for
+// others.
+func (f *Forwarder) work(ctx, deliverCtx context.Context, p *pipeline, msgs <-chan *Message) {
+	for {
+		if ctx.Err() != nil || deliverCtx.Err() != nil {
+			return
+		}
+		var first *Message
+		select {
+		case first = <-msgs:
+		case <-ctx.Done():
+			return
+		case <-deliverCtx.Done():
+			return
+		}
+		batch := []*Message{first}
+	fill:
+		for len(batch) < f.cfg.BatchSize {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		p.process(deliverCtx, batch)
+	}
+}
+
+func (f *Forwarder) connect() (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("falco-phantom-forwarder"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			f.log.Warn("NATS disconnected; reconnecting", "error", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			f.log.Info("NATS reconnected", "server", redactURL(c.ConnectedUrl()))
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			f.log.Error("NATS error", "error", err, "subscription", subject)
+		}),
+	}
+	if f.cfg.NATS.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(f.cfg.NATS.CredsFile))
+	}
+	nc, err := nats.Connect(f.cfg.NATS.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(f.cfg.NATS.URL), err)
+	}
+	return nc, nil
+}
+
+func authKind(c PhantomConfig) string {
+	switch {
+	case c.TokenFile != "":
+		return "token from file"
+	case c.PasswordFile != "" || c.UserFile != "":
+		return "user and password from files"
+	default:
+		return c.Auth.String()
+	}
+}

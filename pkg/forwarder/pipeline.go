@@ -1,0 +1,337 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+)
+
+// pipeline turns batches of messages into SOAR containers and artifacts.
+// It is shared by all sources and workers.
+type pipeline struct {
+	client      *phantom.Client
+	label       string
+	grouper     *grouper
+	deadLetters deadLetterSink
+	metrics     *Metrics
+	log         *slog.Logger
+
+	// cases maps a case's source_data_identifier to its SOAR id.
+	mu    sync.Mutex
+	cases map[string]int64
+
+	// blocked is set while SOAR refuses every request (auth or config),
+	// for the readiness check.
+	blocked atomic.Pointer[phantom.Error]
+	// lastWarn rate-limits the retry warnings.
+	lastWarn atomic.Int64
+}
+
+// maxCachedCases bounds the case id cache; it is dropped when full.
+const maxCachedCases = 100_000
+
+// item is one message on its way.
+type item struct {
+	msg  *Message
+	ev   *falco.Event
+	art  phantom.Artifact
+	cse  string // case source_data_identifier
+	done bool
+}
+
+// process settles every message of the batch: stored in SOAR or dead-
+// lettered, retrying as long as it takes. It returns early only when ctx
+// ends; the messages not settled then are given back.
+func (p *pipeline) process(ctx context.Context, batch []*Message) {
+	p.metrics.received.Add(float64(len(batch)))
+	items := make([]*item, 0, len(batch))
+	for _, m := range batch {
+		if it := p.prepare(ctx, m); it != nil {
+			items = append(items, it)
+		}
+	}
+	p.deliverAll(ctx, items)
+}
+
+// prepare parses a message; what cannot be parsed is dead-lettered.
+func (p *pipeline) prepare(ctx context.Context, m *Message) *item {
+	ev, err := falco.Parse(m.Data)
+	if err != nil {
+		reason := ReasonInvalidEvent
+		if errors.Is(err, falco.ErrTooLarge) {
+			reason = ReasonTooLarge
+		}
+		p.deadLetter(ctx, m, &DeadLetterError{Reason: reason, Detail: err.Error()})
+		return nil
+	}
+	return &item{msg: m, ev: ev, art: Artifact(ev, m.Data)}
+}
+
+// deadLetter keeps m as a dead letter, retrying until the sink takes it.
+func (p *pipeline) deadLetter(ctx context.Context, m *Message, dl *DeadLetterError) {
+	for attempt := 1; ; attempt++ {
+		err := p.deadLetters.put(ctx, m, dl)
+		if err == nil {
+			p.metrics.deadLettered.WithLabelValues(dl.Reason).Inc()
+			p.log.Warn("event dead-lettered", "reason", dl.Reason, "error", dl.Detail, "subject", m.Subject, "bytes", len(m.Data))
+			m.done(dl)
+			return
+		}
+		p.log.Error("cannot store dead letter; holding the event", "error", err, "attempt", attempt)
+		if !p.wait(ctx, backoff(attempt, false), []*item{{msg: m}}) {
+			m.nak()
+			return
+		}
+	}
+}
+
+func (p *pipeline) deliverAll(ctx context.Context, items []*item) {
+	for attempt := 1; ; attempt++ {
+		err := p.attempt(ctx, items)
+		pending := items[:0]
+		for _, it := range items {
+			if !it.done {
+				pending = append(pending, it)
+			}
+		}
+		items = pending
+		if len(items) == 0 {
+			return
+		}
+		p.metrics.retried.Add(float64(len(items)))
+		waitFor := backoff(attempt, isBlocking(err))
+		p.warnRetry(err, len(items), waitFor)
+		if !p.wait(ctx, waitFor, items) {
+			for _, it := range items {
+				it.msg.nak()
+			}
+			return
+		}
+	}
+}
+
+// attempt tries once to store every pending item, one request per case.
+// It returns the error that held items back, if any.
+func (p *pipeline) attempt(ctx context.Context, items []*item) error {
+	var order []string
+	byCase := map[string][]*item{}
+	var firstErr error
+	for _, it := range items {
+		if it.cse == "" {
+			cse, err := p.grouper.caseFor(ctx, it.ev)
+			if err != nil {
+				firstErr = cmpErr(firstErr, fmt.Errorf("group event: %w", err))
+				continue
+			}
+			it.cse = cse
+		}
+		if _, seen := byCase[it.cse]; !seen {
+			order = append(order, it.cse)
+		}
+		byCase[it.cse] = append(byCase[it.cse], it)
+	}
+	for _, cse := range order {
+		if err := p.send(ctx, cse, byCase[cse]); err != nil {
+			firstErr = cmpErr(firstErr, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return firstErr
+}
+
+// cmpErr keeps the more telling of two errors: one that needs an operator
+// beats a transient one.
+func cmpErr(old, err error) error {
+	if old == nil || (isBlocking(err) && !isBlocking(old)) {
+		return err
+	}
+	return old
+}
+
+func isBlocking(err error) bool {
+	k := phantom.KindOf(err)
+	return err != nil && (k == phantom.KindAuth || k == phantom.KindConfig)
+}
+
+// send stores the items of one case: it creates the case with the items
+// inline when its id is not known yet, and adds them to it otherwise.
+func (p *pipeline) send(ctx context.Context, cse string, items []*item) error {
+	arts := make([]phantom.Artifact, len(items))
+	for i, it := range items {
+		arts[i] = it.art
+		arts[i].RunAutomation = i == len(items)-1
+	}
+	id, known := p.caseID(cse)
+	var results []phantom.ArtifactResult
+	if !known {
+		ct := Container(items[0].ev, items[0].msg.Data, p.label, cse)
+		ct.Artifacts = arts
+		p.metrics.requests.WithLabelValues("create_container").Inc()
+		res, err := p.client.CreateContainer(ctx, ct)
+		if err != nil {
+			return p.phantomFailed(err)
+		}
+		p.setCaseID(cse, res.ID)
+		id = res.ID
+		if !res.Existing {
+			p.metrics.cases.Inc()
+			results = res.Artifacts
+		}
+	}
+	if results == nil {
+		for i := range arts {
+			arts[i].ContainerID = id
+		}
+		p.metrics.requests.WithLabelValues("create_artifacts").Inc()
+		res, err := p.client.CreateArtifacts(ctx, arts)
+		if err != nil {
+			return p.phantomFailed(err)
+		}
+		results = res
+	}
+	p.phantomOK()
+	var firstErr error
+	for i, r := range results {
+		it := items[i]
+		switch {
+		case r.Err == nil:
+			outcome := "new"
+			if r.Existing {
+				outcome = "existing"
+			}
+			p.settle(it, outcome)
+		case phantom.KindOf(r.Err) == phantom.KindRejected:
+			p.deadLetter(ctx, it.msg, &DeadLetterError{Reason: ReasonPhantomRejected, Detail: r.Err.Error()})
+			it.done = true
+		case phantom.KindOf(r.Err) == phantom.KindNotFound:
+			// The case was deleted in SOAR: forget its id and open it again.
+			p.forgetCase(cse)
+			firstErr = cmpErr(firstErr, r.Err)
+		default:
+			p.metrics.phantomErrs.WithLabelValues(phantom.KindOf(r.Err).String()).Inc()
+			firstErr = cmpErr(firstErr, r.Err)
+		}
+	}
+	return firstErr
+}
+
+func (p *pipeline) settle(it *item, outcome string) {
+	now := time.Now()
+	p.metrics.delivered.WithLabelValues(outcome).Inc()
+	p.metrics.latency.Observe(now.Sub(it.msg.Received).Seconds())
+	if age := now.Sub(it.ev.Time).Seconds(); age >= 0 {
+		p.metrics.eventAge.Observe(age)
+	}
+	it.done = true
+	it.msg.done(nil)
+}
+
+func (p *pipeline) phantomFailed(err error) error {
+	kind := phantom.KindOf(err)
+	p.metrics.phantomErrs.WithLabelValues(kind.String()).Inc()
+	p.metrics.phantomUp.Set(0)
+	var pe *phantom.Error
+	if isBlocking(err) && errors.As(err, &pe) {
+		p.blocked.Store(pe)
+	}
+	return err
+}
+
+func (p *pipeline) phantomOK() {
+	p.metrics.phantomUp.Set(1)
+	p.blocked.Store(nil)
+}
+
+// Blocked returns the error that stops every delivery until an operator
+// acts (bad credentials, unknown label, untrusted certificate), or nil.
+func (p *pipeline) Blocked() error {
+	if e := p.blocked.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+func (p *pipeline) caseID(cse string) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.cases[cse]
+	return id, ok
+}
+
+func (p *pipeline) setCaseID(cse string, id int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.cases) >= maxCachedCases {
+		p.cases = map[string]int64{}
+	}
+	p.cases[cse] = id
+}
+
+func (p *pipeline) forgetCase(cse string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.cases, cse)
+}
+
+// warnRetry logs a failed attempt, at most every 10 s for transient errors.
+func (p *pipeline) warnRetry(err error, n int, next time.Duration) {
+	now := time.Now().UnixNano()
+	last := p.lastWarn.Load()
+	if !isBlocking(err) && now-last < int64(10*time.Second) {
+		return
+	}
+	if !p.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	msg := "SOAR delivery failed; holding the events and retrying"
+	if isBlocking(err) {
+		msg = "SOAR refuses every request until this is fixed; holding the events and retrying"
+	}
+	p.log.Warn(msg, "error", err, "events", n, "retry_in", next.Round(time.Millisecond).String())
+}
+
+// wait sleeps d, telling the sources of the held items every few seconds
+// that they are still being worked on. It returns false when ctx ends.
+func (p *pipeline) wait(ctx context.Context, d time.Duration, held []*item) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return true
+		case <-tick.C:
+			for _, it := range held {
+				it.msg.inProgress()
+			}
+		}
+	}
+}
+
+// backoff is the pause before attempt+1: exponential with jitter, from
+// 100 ms up to 30 s, or from 2 s up to 60 s while SOAR refuses everything.
+func backoff(attempt int, blocking bool) time.Duration {
+	base, limit := 100*time.Millisecond, 30*time.Second
+	if blocking {
+		base, limit = 2*time.Second, 60*time.Second
+	}
+	d := base << min(attempt-1, 16)
+	if d > limit || d <= 0 {
+		d = limit
+	}
+	// Full jitter on the upper half, so replicas do not retry in step.
+	return d/2 + rand.N(d/2+1)
+}

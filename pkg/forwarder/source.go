@@ -1,0 +1,288 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// source feeds messages to the workers.
+type source struct {
+	pipe *pipeline
+	run  func(ctx context.Context, out chan<- *Message, ready *atomic.Bool) error
+	stop func()
+}
+
+// configError is a set-up problem that waiting cannot fix.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+// openSource sets up the mode's source, waiting for NATS as long as needed.
+func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, error) {
+	if f.cfg.NATS.Mode == ModeCore {
+		return f.coreSource(nc), nil
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("JetStream: %w", err)
+	}
+	var anchors anchorStore = newMemoryAnchors()
+	for attempt := 1; ; attempt++ {
+		err = f.setupJetStream(ctx, js)
+		if err == nil && f.cfg.GroupWindow > 0 {
+			anchors, err = openKVAnchors(ctx, js, f.cfg.NATS.GroupBucket, f.cfg.NATS.StreamReplicas)
+		}
+		if err == nil {
+			break
+		}
+		var ce configError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		wait := min(time.Duration(attempt)*time.Second, 10*time.Second)
+		f.log.Warn("waiting for NATS JetStream", "nats", redactURL(f.cfg.NATS.URL), "error", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	p := f.newPipeline(anchors, &natsDeadLetters{nc: nc, js: js, prefix: f.cfg.NATS.DeadLetterSubject})
+	return f.jetStreamSource(js, p), nil
+}
+
+func (f *Forwarder) newPipeline(anchors anchorStore, dl deadLetterSink) *pipeline {
+	return &pipeline{
+		client: f.client, label: f.cfg.Phantom.Label, grouper: newGrouper(f.cfg.GroupWindow, anchors),
+		deadLetters: dl, metrics: f.metrics, log: f.log, cases: map[string]int64{},
+	}
+}
+
+// setupJetStream makes sure the event stream, the dead-letter stream and
+// the durable consumer exist.
+func (f *Forwarder) setupJetStream(ctx context.Context, js jetstream.JetStream) error {
+	n := f.cfg.NATS
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, n.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        n.Stream,
+			Description: "Falco events published by falcosidekick, kept until falco-phantom stored them in SOAR",
+			Subjects:    n.StreamSubjects,
+			Storage:     jetstream.FileStorage,
+			Replicas:    n.StreamReplicas,
+			MaxAge:      n.StreamMaxAge,
+			Discard:     jetstream.DiscardOld,
+		})
+		if err != nil {
+			if strings.Contains(err.Error(), "overlap") {
+				return configError{fmt.Errorf("create stream %q for %v: another stream already captures these subjects; set NATS_STREAM to its name: %w", n.Stream, n.StreamSubjects, err)}
+			}
+			if strings.Contains(err.Error(), "replicas") {
+				return configError{fmt.Errorf("create stream %q with %d replicas: %w (set NATS_STREAM_REPLICAS to at most the number of NATS servers)", n.Stream, n.StreamReplicas, err)}
+			}
+			return fmt.Errorf("create stream %q: %w", n.Stream, err)
+		}
+		f.log.Info("created JetStream stream", "stream", n.Stream, "subjects", n.StreamSubjects, "replicas", n.StreamReplicas)
+	case err != nil:
+		return fmt.Errorf("look up stream %q: %w", n.Stream, err)
+	default:
+		covered := false
+		for _, s := range stream.CachedInfo().Config.Subjects {
+			covered = covered || subjectCovers(s, n.Subject)
+		}
+		if !covered {
+			return configError{fmt.Errorf("stream %q captures %v, which does not include subject %q: set NATS_SUBJECT inside it or NATS_STREAM to another stream",
+				n.Stream, stream.CachedInfo().Config.Subjects, n.Subject)}
+		}
+	}
+	if err := ensureDeadLetterStream(ctx, js, n); err != nil {
+		return err
+	}
+	_, err = js.CreateOrUpdateConsumer(ctx, n.Stream, jetstream.ConsumerConfig{
+		Durable:       n.Consumer,
+		Description:   "falco-phantom forwarder: events are acknowledged once SOAR holds them",
+		FilterSubject: n.Subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       n.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: n.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("create durable consumer %q on stream %q: %w", n.Consumer, n.Stream, err)
+	}
+	return nil
+}
+
+func (f *Forwarder) jetStreamSource(js jetstream.JetStream, p *pipeline) *source {
+	var mu sync.Mutex
+	var it jetstream.MessagesContext
+	stopped := false
+	stop := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		if it != nil {
+			it.Stop()
+		}
+	}
+	run := func(ctx context.Context, out chan<- *Message, ready *atomic.Bool) error {
+		for ctx.Err() == nil {
+			cons, err := js.Consumer(ctx, f.cfg.NATS.Stream, f.cfg.NATS.Consumer)
+			if err != nil {
+				ready.Store(false)
+				f.log.Warn("durable consumer unavailable; setting it up again", "error", err)
+				if err := f.setupJetStream(ctx, js); err != nil && !sleepCtx(ctx, 2*time.Second) {
+					return nil
+				}
+				continue
+			}
+			mu.Lock()
+			if stopped {
+				mu.Unlock()
+				return nil
+			}
+			it, err = cons.Messages(jetstream.PullMaxMessages(f.cfg.BatchSize * 2))
+			mu.Unlock()
+			if err != nil {
+				f.log.Warn("cannot consume", "error", err)
+				sleepCtx(ctx, 2*time.Second)
+				continue
+			}
+			ready.Store(true)
+			err = f.pump(ctx, it, cons, out)
+			ready.Store(false)
+			it.Stop()
+			if err == nil {
+				return nil
+			}
+			f.log.Warn("consumer stopped; setting it up again", "error", err)
+		}
+		return nil
+	}
+	return &source{pipe: p, run: run, stop: stop}
+}
+
+// pump moves messages from the iterator to out. It returns nil when it was
+// stopped or ctx ended, and an error when the consumer must be set up again.
+func (f *Forwarder) pump(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer, out chan<- *Message) error {
+	lastCheck := time.Now()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed) && !errors.Is(err, jetstream.ErrConnectionClosed):
+			return nil
+		case errors.Is(err, nats.ErrTimeout):
+		case err != nil:
+			return err
+		default:
+			select {
+			case out <- jetStreamMessage(msg):
+			case <-ctx.Done():
+				_ = msg.Nak()
+				return nil
+			}
+		}
+		// An idle iterator cannot tell that its consumer vanished (for
+		// example a NATS server that came back without its state): check.
+		if time.Since(lastCheck) > 30*time.Second {
+			lastCheck = time.Now()
+			if _, err := cons.Info(ctx); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				return err
+			}
+		}
+	}
+}
+
+func jetStreamMessage(msg jetstream.Msg) *Message {
+	return &Message{
+		Subject:    msg.Subject(),
+		Data:       msg.Data(),
+		Received:   time.Now(),
+		Done:       func(error) { _ = msg.Ack() },
+		Nak:        func() { _ = msg.Nak() },
+		InProgress: func() { _ = msg.InProgress() },
+	}
+}
+
+func (f *Forwarder) coreSource(nc *nats.Conn) *source {
+	p := f.newPipeline(newMemoryAnchors(), &natsDeadLetters{nc: nc, prefix: f.cfg.NATS.DeadLetterSubject})
+	var mu sync.Mutex
+	var sub *nats.Subscription
+	stop := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
+	}
+	run := func(ctx context.Context, out chan<- *Message, ready *atomic.Bool) error {
+		mu.Lock()
+		var err error
+		sub, err = nc.QueueSubscribe(f.cfg.NATS.Subject, f.cfg.NATS.Queue, func(m *nats.Msg) {
+			select {
+			case out <- &Message{Subject: m.Subject, Data: m.Data, Received: time.Now()}:
+			case <-ctx.Done():
+			}
+		})
+		mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("subscribe to %s: %w", f.cfg.NATS.Subject, err)
+		}
+		f.log.Warn("core mode: events published while no forwarder runs, or held in memory when it is killed, are lost; use JetStream mode for durable delivery")
+		ready.Store(true)
+		<-ctx.Done()
+		return nil
+	}
+	return &source{pipe: p, run: run, stop: stop}
+}
+
+// subjectCovers reports whether every subject matching filter also
+// matches pattern.
+func subjectCovers(pattern, filter string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(filter, ".")
+	for i, t := range p {
+		if t == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || s[i] == ">" || (t != "*" && t != s[i]) {
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
+// redactURL removes credentials from NATS URLs before they are logged.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, part := range parts {
+		if u, err := url.Parse(strings.TrimSpace(part)); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
