@@ -109,10 +109,10 @@ func startRun(t *testing.T, args []string, env map[string]string) (*Running, *sy
 	}()
 	select {
 	case r := <-ready:
-		stop := func() error {
+		stop := sync.OnceValue(func() error {
 			cancel()
 			return <-done
-		}
+		})
 		t.Cleanup(func() { _ = stop() })
 		return r, &stderr, stop
 	case err := <-done:

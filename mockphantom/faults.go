@@ -148,10 +148,11 @@ func (s *Server) getFaults(w http.ResponseWriter, _ *http.Request) {
 
 // putFaults replaces all faults; omitted fields mean no such fault.
 func (s *Server) putFaults(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
+	body, release, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	f, err := parseFaults(body, time.Now())
 	if err != nil {
 		s.writeInputError(w, r, "set faults", err)
@@ -205,10 +206,13 @@ func parseFaults(body []byte, now time.Time) (Faults, error) {
 type Stats struct {
 	// Requests is the number of HTTP requests answered, of any kind.
 	Requests int64 `json:"requests"`
-	// ByRoute counts requests by "METHOD pattern", such as
-	// "POST /rest/artifact"; "unmatched" for unknown paths.
+	// ByRoute counts requests by method and route pattern, such as
+	// "POST /rest/artifact" or "GET /rest/container/{id}". Unknown paths
+	// count under the catch-all patterns "/rest/" and "/"; requests
+	// refused before routing (a body over the limit) as "unmatched".
 	ByRoute map[string]int64 `json:"by_route"`
-	// ByStatus counts requests by HTTP status.
+	// ByStatus counts requests by HTTP status; 499 counts requests the
+	// client gave up on before an answer was written.
 	ByStatus map[int]int64 `json:"by_status"`
 	// ContainersCreated and ArtifactsCreated count stored objects;
 	// Duplicates counts objects refused as duplicates.

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // inputError is a client mistake; it becomes a 400 with its message.
@@ -30,20 +30,37 @@ func (s *Server) writeInputError(w http.ResponseWriter, r *http.Request, op stri
 	s.internalError(w, r, op, err)
 }
 
-// readBody reads the request body. It answers the request itself (413 or
-// 400) and returns ok=false when the body cannot be read.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 8 << 20
+
+// readBody reads the request body into a buffer from the pool; call
+// release when nothing refers to body any more. It answers the request
+// itself (413 or 400) and returns ok=false when the body cannot be read.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), ok bool) {
+	buf, _ := s.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= maxPooledBody {
+			s.bodies.Put(buf)
+		}
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(min(r.ContentLength, s.cfg.MaxBodyBytes)) + 1)
+	}
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		release()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, tooLargeMessage(tooBig.Limit))
-			return nil, false
+			return nil, nil, false
 		}
 		writeError(w, http.StatusBadRequest, "failed to read request body")
-		return nil, false
+		return nil, nil, false
 	}
-	return body, true
+	return buf.Bytes(), release, true
 }
 
 // jsonKind returns the first non-space byte of a JSON text ('{', '[', ...),
@@ -67,8 +84,16 @@ func optString(field string, raw json.RawMessage) (string, error) {
 	if isNull(raw) {
 		return "", nil
 	}
+	if raw[0] != '"' {
+		return "", badInput("%s must be a string", field)
+	}
+	// Most strings have no escapes: then the text between the quotes is
+	// the value, and decoding it again would only cost time.
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), nil
+	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", badInput("%s must be a string", field)
 	}
 	return s, nil
@@ -119,8 +144,7 @@ func optStringList(field string, raw json.RawMessage) (string, error) {
 	if isNull(raw) {
 		return "[]", nil
 	}
-	var list []string
-	if raw[0] != '[' || json.Unmarshal(raw, &list) != nil {
+	if end, ok := scanStringList(raw, 0); !ok || skipSpace(raw, end) != len(raw) {
 		return "", badInput("%s must be a list of strings", field)
 	}
 	return string(raw), nil
@@ -131,11 +155,103 @@ func optCEFTypes(raw json.RawMessage) (string, error) {
 	if isNull(raw) {
 		return "{}", nil
 	}
-	var types map[string][]string
-	if raw[0] != '{' || json.Unmarshal(raw, &types) != nil {
+	if !isStringListObject(raw) {
 		return "", badInput("cef_types must be an object mapping each cef key to a list of strings")
 	}
 	return string(raw), nil
+}
+
+// The scan helpers check the shape of JSON text that is already known to
+// be valid, without building Go values (this runs for every artifact).
+// Out-of-range reads yield 0, which matches no expected byte.
+
+func byteAt(b []byte, i int) byte {
+	if i < len(b) {
+		return b[i]
+	}
+	return 0
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// scanStringList checks that a list of strings starts at b[i] and returns
+// the index after it.
+func scanStringList(b []byte, i int) (int, bool) {
+	i = skipSpace(b, i)
+	if byteAt(b, i) != '[' {
+		return i, false
+	}
+	i = skipSpace(b, i+1)
+	if byteAt(b, i) == ']' {
+		return i + 1, true
+	}
+	for {
+		if byteAt(b, i) != '"' {
+			return i, false
+		}
+		i = skipSpace(b, skipString(b, i))
+		switch byteAt(b, i) {
+		case ']':
+			return i + 1, true
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return i, false
+		}
+	}
+}
+
+// isStringListObject reports whether b is an object whose values are all
+// lists of strings.
+func isStringListObject(b []byte) bool {
+	i := skipSpace(b, 0)
+	if byteAt(b, i) != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if byteAt(b, i) == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if byteAt(b, i) != '"' {
+			return false
+		}
+		i = skipSpace(b, skipString(b, i))
+		if byteAt(b, i) != ':' {
+			return false
+		}
+		var ok bool
+		if i, ok = scanStringList(b, i+1); !ok {
+			return false
+		}
+		i = skipSpace(b, i)
+		switch byteAt(b, i) {
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return false
+		}
+	}
 }
 
 // optOwner accepts a user id or a user name and returns its JSON text.

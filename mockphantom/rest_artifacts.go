@@ -85,17 +85,49 @@ func (o artifactOutcome) answer() artifactAnswer {
 	}
 }
 
-// parseArtifact validates one artifact object. Inline artifacts take their
-// container from the enclosing container, so container_id is not read.
+// parseArtifactList parses a JSON list of artifacts; it fails only when
+// raw is not a JSON list. Items that are not valid artifacts come back
+// with their error.
+func (s *Server) parseArtifactList(raw []byte, inline bool) ([]artifactItem, error) {
+	// Fast path: decode the whole list in one pass. It fails if some item
+	// is not an object; then each item is decoded on its own so that only
+	// the broken ones fail.
+	var ins []artifactIn
+	if err := json.Unmarshal(raw, &ins); err == nil {
+		items := make([]artifactItem, len(ins))
+		for i := range ins {
+			items[i].art, items[i].err = s.checkArtifact(&ins[i], inline)
+		}
+		return items, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(raw, &raws); err != nil {
+		return nil, err
+	}
+	items := make([]artifactItem, len(raws))
+	for i, r := range raws {
+		items[i].art, items[i].err = s.parseArtifact(r, inline)
+	}
+	return items, nil
+}
+
+// parseArtifact validates one artifact object.
 func (s *Server) parseArtifact(raw json.RawMessage, inline bool) (newArtifact, error) {
+	var in artifactIn
+	if jsonKind(raw) != '{' || json.Unmarshal(raw, &in) != nil {
+		return newArtifact{}, badInput("an artifact must be a JSON object")
+	}
+	return s.checkArtifact(&in, inline)
+}
+
+// checkArtifact validates the fields of one artifact. Inline artifacts take
+// their container from the enclosing container, so container_id is not
+// read.
+func (s *Server) checkArtifact(in *artifactIn, inline bool) (newArtifact, error) {
 	var (
-		in  artifactIn
 		a   newArtifact
 		err error
 	)
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &in) != nil {
-		return a, badInput("an artifact must be a JSON object")
-	}
 	if !inline {
 		id, given, err := optInt("container_id", in.ContainerID)
 		if err != nil {
@@ -182,27 +214,26 @@ func storeArtifact(wt *writeTx, it artifactItem, known map[int64]bool) (artifact
 // Every item of a list stands on its own; all are written in one
 // transaction.
 func (s *Server) createArtifacts(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
+	body, release, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	var raws []json.RawMessage
+	defer release()
+	var items []artifactItem
 	kind := jsonKind(body)
 	switch kind {
 	case '{':
-		raws = []json.RawMessage{body}
+		items = make([]artifactItem, 1)
+		items[0].art, items[0].err = s.parseArtifact(body, false)
 	case '[':
-		if err := json.Unmarshal(body, &raws); err != nil {
+		var err error
+		if items, err = s.parseArtifactList(body, false); err != nil {
 			writeError(w, http.StatusBadRequest, "request body is not a valid JSON list of artifacts")
 			return
 		}
 	default:
 		writeError(w, http.StatusBadRequest, "request body must be a JSON artifact object or a list of them")
 		return
-	}
-	items := make([]artifactItem, len(raws))
-	for i, raw := range raws {
-		items[i].art, items[i].err = s.parseArtifact(raw, false)
 	}
 	if kind == '{' && items[0].err != nil {
 		s.writeInputError(w, r, "create artifact", items[0].err)

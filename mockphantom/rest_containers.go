@@ -46,8 +46,8 @@ type containerDuplicate struct {
 }
 
 // parseContainer validates a container object and returns it with its
-// inline artifacts, still raw.
-func (s *Server) parseContainer(body []byte) (newContainer, []json.RawMessage, error) {
+// inline artifacts.
+func (s *Server) parseContainer(body []byte) (newContainer, []artifactItem, error) {
 	var (
 		in  containerIn
 		c   newContainer
@@ -117,9 +117,12 @@ func (s *Server) parseContainer(body []byte) (newContainer, []json.RawMessage, e
 	if c.ExternalID, err = optString("external_id", in.ExternalID); err != nil {
 		return c, nil, err
 	}
-	var inline []json.RawMessage
+	var inline []artifactItem
 	if !isNull(in.Artifacts) {
-		if in.Artifacts[0] != '[' || json.Unmarshal(in.Artifacts, &inline) != nil {
+		if in.Artifacts[0] != '[' {
+			return c, nil, badInput("artifacts must be a list of artifact objects")
+		}
+		if inline, err = s.parseArtifactList(in.Artifacts, true); err != nil {
 			return c, nil, badInput("artifacts must be a list of artifact objects")
 		}
 	}
@@ -144,22 +147,19 @@ func oneOf(field string, raw json.RawMessage, def string, allowed []string) (str
 // createContainer handles POST /rest/container: the container and its
 // inline artifacts are written in one transaction.
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
+	body, release, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	if jsonKind(body) != '{' {
 		writeError(w, http.StatusBadRequest, "request body must be a JSON object describing one container")
 		return
 	}
-	c, inline, err := s.parseContainer(body)
+	c, items, err := s.parseContainer(body)
 	if err != nil {
 		s.writeInputError(w, r, "create container", err)
 		return
-	}
-	items := make([]artifactItem, len(inline))
-	for i, raw := range inline {
-		items[i].art, items[i].err = s.parseArtifact(raw, true)
 	}
 
 	var id, existing int64

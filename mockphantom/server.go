@@ -27,6 +27,10 @@ import (
 // Version is the SOAR version that GET /rest/version reports.
 const Version = "6.4.0.92"
 
+// statusClientClosed counts, in Stats, requests that the client gave up
+// before any answer was written (nginx's convention). Nothing is sent.
+const statusClientClosed = 499
+
 // Defaults applied by New to zero fields of Config.
 const (
 	DefaultMaxBodyBytes    int64 = 64 << 20
@@ -83,7 +87,8 @@ type Server struct {
 	rng     *rand.Rand
 	release chan struct{} // closed to release requests hung by TimeoutRate
 
-	stats statsCounter
+	stats  statsCounter
+	bodies sync.Pool // *bytes.Buffer for request bodies
 
 	closeOnce sync.Once
 	closeErr  error
@@ -242,7 +247,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(rec, r)
 	}
 	status := rec.status
-	if status == 0 {
+	switch {
+	case status == 0 && r.Context().Err() != nil:
+		status = statusClientClosed
+	case status == 0:
 		status = http.StatusOK
 	}
 	route := "unmatched"
@@ -284,22 +292,26 @@ func (s *Server) authenticate(r *http.Request) (ok, viaToken bool) {
 	if s.cfg.InsecureNoAuth {
 		return true, false
 	}
-	if tok := r.Header.Get("ph-auth-token"); tok != "" && s.cfg.Token != "" && secretEqual(tok, s.cfg.Token) {
+	// User credentials first, so that a request carrying both them and a
+	// token may still DELETE.
+	user, pass, hasBasic := r.BasicAuth()
+	if hasBasic && user != "" && s.cfg.User != "" {
+		userOK := secretEqual(user, s.cfg.User)
+		passOK := secretEqual(pass, s.cfg.Password)
+		if userOK && passOK {
+			return true, false
+		}
+	}
+	if s.cfg.Token == "" {
+		return false, false
+	}
+	if tok := r.Header.Get("ph-auth-token"); tok != "" && secretEqual(tok, s.cfg.Token) {
 		return true, true
 	}
-	user, pass, hasBasic := r.BasicAuth()
-	if !hasBasic {
-		return false, false
+	if hasBasic && user == "" && secretEqual(pass, s.cfg.Token) {
+		return true, true
 	}
-	if user == "" {
-		return s.cfg.Token != "" && secretEqual(pass, s.cfg.Token), true
-	}
-	if s.cfg.User == "" {
-		return false, false
-	}
-	userOK := secretEqual(user, s.cfg.User)
-	passOK := secretEqual(pass, s.cfg.Password)
-	return userOK && passOK, false
+	return false, false
 }
 
 // secretEqual compares hashes so that neither content nor length leaks

@@ -33,6 +33,8 @@ func TestAuth(t *testing.T) {
 		{"delete with token header", e, http.MethodDelete, "/rest/container/1", tokenHeader(testToken), http.StatusUnauthorized, "user credentials"},
 		{"delete with token as password", e, http.MethodDelete, "/rest/container/1", basic("", testToken), http.StatusUnauthorized, "user credentials"},
 		{"delete with basic (missing container)", e, http.MethodDelete, "/rest/container/1", asAdmin, http.StatusNotFound, ""},
+		{"delete with basic and token", e, http.MethodDelete, "/rest/container/1", both(asAdmin, tokenHeader(testToken)), http.StatusNotFound, ""},
+		{"token header beside wrong basic", e, http.MethodGet, "/rest/version", both(basic(testUser, "nope"), tokenHeader(testToken)), http.StatusOK, ""},
 		{"web page needs auth", e, http.MethodGet, "/", noAuth, http.StatusUnauthorized, "Authentication failed"},
 		{"mock stats needs auth", e, http.MethodGet, "/mock/stats", noAuth, http.StatusUnauthorized, "Authentication failed"},
 		{"mock faults needs auth", e, http.MethodGet, "/mock/faults", noAuth, http.StatusUnauthorized, "Authentication failed"},
@@ -219,4 +221,9 @@ func TestSecretEqual(t *testing.T) {
 			t.Errorf("secretEqual(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
 	}
+}
+
+// both applies two kinds of credentials.
+func both(a, b auth) auth {
+	return func(r *http.Request) { a(r); b(r) }
 }

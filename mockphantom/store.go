@@ -61,9 +61,10 @@ var migrations = []string{
 		end_time               TEXT,
 		create_time            TEXT NOT NULL
 	);
-	CREATE INDEX artifacts_container ON artifacts (container_id, id);
-	CREATE UNIQUE INDEX artifacts_sdi ON artifacts (container_id, source_data_identifier)
-		WHERE source_data_identifier <> '';`,
+	-- One index serves both the container's artifacts and deduplication.
+	-- Artifacts without an identifier have NULL there (never ''), and
+	-- NULLs never conflict in a UNIQUE index.
+	CREATE UNIQUE INDEX artifacts_container_sdi ON artifacts (container_id, source_data_identifier);`,
 }
 
 // store is the SQLite storage. Writes go through one connection (SQLite
@@ -90,13 +91,13 @@ var writeStatements = [numStmts]string{
 		source_data_identifier, start_time, end_time, create_time, data, tags, owner_id, external_id,
 		custom_fields, run_automation)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING RETURNING id`,
+		ON CONFLICT DO NOTHING`,
 	stmtFindContainerSDI: `SELECT id FROM containers WHERE source_data_identifier = ?`,
 	stmtContainerExists:  `SELECT 1 FROM containers WHERE id = ?`,
 	stmtInsertArtifact: `INSERT INTO artifacts (container_id, name, label, severity, cef, cef_types, data,
 		source_data_identifier, type, tags, run_automation, start_time, end_time, create_time)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING RETURNING id`,
+		ON CONFLICT DO NOTHING`,
 	stmtFindArtifactSDI: `SELECT id FROM artifacts WHERE container_id = ? AND source_data_identifier = ?`,
 }
 
@@ -210,6 +211,10 @@ type newArtifact struct {
 
 // writeTx is one write transaction; see store.write.
 type writeTx struct {
+	// ctx is for statements. It is never cancelled: the driver would
+	// start a watcher goroutine per statement otherwise. Cancelling the
+	// request still ends the transaction, as database/sql rolls back a
+	// transaction whose context is done.
 	ctx   context.Context
 	tx    *sql.Tx
 	st    *store
@@ -223,7 +228,7 @@ func (st *store) write(ctx context.Context, fn func(*writeTx) error) error {
 	if err != nil {
 		return fmt.Errorf("failed to begin transaction: %w", err)
 	}
-	wt := &writeTx{ctx: ctx, tx: tx, st: st, now: formatTime(time.Now())}
+	wt := &writeTx{ctx: context.WithoutCancel(ctx), tx: tx, st: st, now: formatTime(time.Now())}
 	if err := fn(wt); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -248,21 +253,37 @@ func (wt *writeTx) insertContainer(c newContainer) (id, existing int64, err erro
 	if start == "" {
 		start = wt.now
 	}
-	err = wt.stmt(stmtInsertContainer).QueryRowContext(wt.ctx,
+	res, err := wt.stmt(stmtInsertContainer).ExecContext(wt.ctx,
 		c.Name, c.Label, c.Severity, c.Sensitivity, c.Status, c.Description,
 		nullable(c.SDI), start, nullable(c.EndTime), wt.now, c.Data, c.Tags,
 		nullable(c.OwnerID), nullable(c.ExternalID), c.CustomFields, c.RunAutomation,
-	).Scan(&id)
-	if err == nil {
-		return id, 0, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) || c.SDI == "" {
+	)
+	if err != nil {
 		return 0, 0, fmt.Errorf("failed to insert container: %w", err)
+	}
+	if id, inserted, err := insertedID(res); err != nil || inserted {
+		return id, 0, err
 	}
 	if err := wt.stmt(stmtFindContainerSDI).QueryRowContext(wt.ctx, c.SDI).Scan(&existing); err != nil {
 		return 0, 0, fmt.Errorf("failed to find duplicate container: %w", err)
 	}
 	return 0, existing, nil
+}
+
+// insertedID returns the new row's id, or inserted=false when ON CONFLICT
+// DO NOTHING skipped the row.
+func insertedID(res sql.Result) (id int64, inserted bool, err error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, false, fmt.Errorf("failed to read insert result: %w", err)
+	}
+	if n == 0 {
+		return 0, false, nil
+	}
+	if id, err = res.LastInsertId(); err != nil {
+		return 0, false, fmt.Errorf("failed to read inserted id: %w", err)
+	}
+	return id, true, nil
 }
 
 // containerExists reports whether container id exists.
@@ -286,15 +307,15 @@ func (wt *writeTx) insertArtifact(a newArtifact) (id, existing int64, err error)
 	if start == "" {
 		start = wt.now
 	}
-	err = wt.stmt(stmtInsertArtifact).QueryRowContext(wt.ctx,
+	res, err := wt.stmt(stmtInsertArtifact).ExecContext(wt.ctx,
 		a.ContainerID, a.Name, a.Label, a.Severity, a.CEF, a.CEFTypes, a.Data,
 		nullable(a.SDI), nullable(a.Type), a.Tags, a.RunAutomation, start, nullable(a.EndTime), wt.now,
-	).Scan(&id)
-	if err == nil {
-		return id, 0, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) || a.SDI == "" {
+	)
+	if err != nil {
 		return 0, 0, fmt.Errorf("failed to insert artifact: %w", err)
+	}
+	if id, inserted, err := insertedID(res); err != nil || inserted {
+		return id, 0, err
 	}
 	if err := wt.stmt(stmtFindArtifactSDI).QueryRowContext(wt.ctx, a.ContainerID, a.SDI).Scan(&existing); err != nil {
 		return 0, 0, fmt.Errorf("failed to find duplicate artifact: %w", err)
@@ -306,7 +327,7 @@ func (wt *writeTx) insertArtifact(a newArtifact) (id, existing int64, err error)
 func (st *store) deleteContainer(ctx context.Context, id int64) (bool, error) {
 	var n int64
 	err := st.write(ctx, func(wt *writeTx) error {
-		res, err := wt.tx.ExecContext(ctx, "DELETE FROM containers WHERE id = ?", id)
+		res, err := wt.tx.ExecContext(wt.ctx, "DELETE FROM containers WHERE id = ?", id)
 		if err != nil {
 			return fmt.Errorf("failed to delete container %d: %w", id, err)
 		}

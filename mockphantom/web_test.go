@@ -129,3 +129,55 @@ func TestClip(t *testing.T) {
 		}
 	}
 }
+
+func TestWebIndexLimits(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	arts := make([]any, pageTimeline+5)
+	for i := range arts {
+		arts[i] = map[string]any{"name": "artifact " + itoa(int64(i))}
+	}
+	first := e.createContainer(map[string]any{"name": "with many artifacts", "artifacts": arts})
+	var last int64
+	for range pageCases + 4 {
+		last = e.createContainer(map[string]any{"name": "filler"})
+	}
+	r := e.do(http.MethodGet, "/", nil, asAdmin)
+	r.wantStatus(t, http.StatusOK)
+	body := string(r.body)
+	if want := itoa(int64(pageCases+5)) + " cases in all; the " + itoa(pageCases) + " newest"; !strings.Contains(body, want) {
+		t.Errorf("index lacks %q", want)
+	}
+	if got := strings.Count(body, `<section class="case">`); got != pageCases {
+		t.Errorf("index shows %d cases, want %d", got, pageCases)
+	}
+	if i, j := strings.Index(body, ">#"+itoa(last)+" "), strings.Index(body, ">#"+itoa(last-1)+" "); i < 0 || j < 0 || i > j {
+		t.Errorf("newest case #%d is not shown before #%d", last, last-1)
+	}
+	if strings.Contains(body, ">#"+itoa(first)+" ") {
+		t.Errorf("the oldest case #%d is shown, want only the %d newest", first, pageCases)
+	}
+
+	c := e.do(http.MethodGet, "/container/"+itoa(first), nil, asAdmin)
+	c.wantStatus(t, http.StatusOK)
+	if got := strings.Count(string(c.body), `<section class="artifact">`); got != len(arts) {
+		t.Errorf("case page shows %d artifacts, want %d", got, len(arts))
+	}
+}
+
+func TestWebIndexTimelineLimit(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	arts := make([]any, pageTimeline+5)
+	for i := range arts {
+		arts[i] = map[string]any{"name": "artifact"}
+	}
+	e.createContainer(map[string]any{"name": "many", "artifacts": arts})
+	body := string(e.do(http.MethodGet, "/", nil, asAdmin).body)
+	if got := strings.Count(body, "<li>"); got != pageTimeline {
+		t.Errorf("timeline has %d entries, want %d", got, pageTimeline)
+	}
+	if !strings.Contains(body, "5 more artifacts") {
+		t.Errorf("index lacks the \"5 more artifacts\" link")
+	}
+}

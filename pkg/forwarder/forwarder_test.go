@@ -1,7 +1,6 @@
 package forwarder_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -27,28 +26,10 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 )
 
-// syncBuffer is a log sink that tests can read while the forwarder writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a forwarder started by a test.
 type running struct {
 	fw   *forwarder.Forwarder
-	logs *syncBuffer
+	logs *testkit.Buffer
 	stop func() error
 }
 
@@ -65,7 +46,7 @@ func baseConfig(natsURL, soarURL string) forwarder.Config {
 
 func startForwarder(t *testing.T, cfg forwarder.Config) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	fw, err := forwarder.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -504,4 +485,83 @@ func metric(t *testing.T, fw *forwarder.Forwarder, name, labels string) float64 
 		}
 	}
 	return total
+}
+
+func TestRejectedEventIsDeadLetteredThenReplayed(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	dbPath := filepath.Join(t.TempDir(), "soar.db")
+	// This SOAR refuses requests over 64 KiB: an alert with a huge command
+	// line is refused for good, the others must still arrive.
+	soar := testkit.StartPhantom(t, mockphantom.Config{DBPath: dbPath, MaxBodyBytes: 64 << 10})
+	fw := startForwarder(t, baseConfig(n.URL(), soar.URL))
+	nc := connect(t, n.URL())
+	now := time.Now().UTC()
+	huge := shell("999999999999", "huge", now)
+	huge.OutputFields["proc.cmdline"] = strings.Repeat("x", 6000) + " huge"
+	huge.Output = strings.Repeat("y", 70_000)
+	publish(t, nc, shell("999999999999", "small1", now))
+	publish(t, nc, huge)
+	publish(t, nc, shell("999999999999", "small2", now.Add(time.Millisecond)))
+	c := soarClient(t, soar.URL)
+	waitStored(t, c, []string{"small1", "small2"}, 10*time.Second)
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if got := metric(t, fw.fw, forwarder.MetricDeadLettered, `reason="phantom_rejected"`); got != 1 {
+			return fmt.Errorf("phantom_rejected dead letters = %v, want 1", got)
+		}
+		return nil
+	})
+	if !strings.Contains(fw.logs.String(), "413") {
+		t.Errorf("the log does not say why the event was refused:\n%s", fw.logs.String())
+	}
+
+	// The limit is raised; replaying delivers the event, once, even when
+	// the replay is repeated.
+	soar.Stop()
+	soarAt := restartAt(t, soar.URL, mockphantom.Config{DBPath: dbPath})
+	js, _ := jetstream.New(nc)
+	res, err := forwarder.ReplayDeadLetters(context.Background(), js, forwarder.Defaults().NATS.DeadLetterStream, nil)
+	if err != nil || res.Replayed != 1 {
+		t.Fatalf("replay = %+v, %v; want 1 replayed", res, err)
+	}
+	c = soarClient(t, soarAt)
+	got := waitStored(t, c, []string{"small1", "small2", "huge"}, 15*time.Second)
+	if got["huge"].Container != got["small1"].Container {
+		t.Errorf("the replayed alert went to case %d, not its incident's case %d", got["huge"].Container, got["small1"].Container)
+	}
+	again, err := forwarder.ReplayDeadLetters(context.Background(), js, forwarder.Defaults().NATS.DeadLetterStream, nil)
+	if err != nil || again.Replayed != 0 {
+		t.Errorf("second replay = %+v, %v; want nothing left", again, err)
+	}
+}
+
+func TestStopGivesBackHeldEvents(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	cfg := baseConfig(n.URL(), soar.URL)
+	cfg.DrainTimeout = time.Second
+	fw := startForwarder(t, cfg)
+	nc := connect(t, n.URL())
+	soar.SetFaults(mockphantom.Faults{DownUntil: time.Now().Add(time.Hour)})
+	markers := []string{"s1", "s2", "s3", "s4", "s5"}
+	for i, m := range markers {
+		publish(t, nc, shell("555555555555", m, time.Now().UTC().Add(time.Duration(i)*time.Millisecond)))
+	}
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if metric(t, fw.fw, forwarder.MetricRetried, "") < 1 {
+			return fmt.Errorf("not retrying yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	if err := fw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stop took %s with a 1s drain timeout", took)
+	}
+	soar.SetFaults(mockphantom.Faults{})
+	startForwarder(t, cfg)
+	waitStored(t, soarClient(t, soar.URL), markers, 15*time.Second)
 }

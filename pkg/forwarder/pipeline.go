@@ -27,6 +27,9 @@ type pipeline struct {
 	// cases maps a case's source_data_identifier to its SOAR id.
 	mu    sync.Mutex
 	cases map[string]int64
+	// opening holds a lock per case being created, so that workers do not
+	// all create the same case at once.
+	opening sync.Map
 
 	// blocked is set while SOAR refuses every request (auth or config),
 	// for the readiness check.
@@ -165,7 +168,20 @@ func isBlocking(err error) bool {
 
 // send stores the items of one case: it creates the case with the items
 // inline when its id is not known yet, and adds them to it otherwise.
+// Workers creating the same case take turns, so it is created once.
 func (p *pipeline) send(ctx context.Context, cse string, items []*item) error {
+	if _, known := p.caseID(cse); !known {
+		lock, _ := p.opening.LoadOrStore(cse, &sync.Mutex{})
+		lock.(*sync.Mutex).Lock()
+		defer func() {
+			lock.(*sync.Mutex).Unlock()
+			p.opening.Delete(cse)
+		}()
+	}
+	return p.store(ctx, cse, items)
+}
+
+func (p *pipeline) store(ctx context.Context, cse string, items []*item) error {
 	arts := make([]phantom.Artifact, len(items))
 	for i, it := range items {
 		arts[i] = it.art
@@ -179,7 +195,7 @@ func (p *pipeline) send(ctx context.Context, cse string, items []*item) error {
 		p.metrics.requests.WithLabelValues("create_container").Inc()
 		res, err := p.client.CreateContainer(ctx, ct)
 		if err != nil {
-			return p.phantomFailed(err)
+			return p.rejected(ctx, cse, items, p.phantomFailed(err))
 		}
 		p.setCaseID(cse, res.ID)
 		id = res.ID
@@ -195,7 +211,7 @@ func (p *pipeline) send(ctx context.Context, cse string, items []*item) error {
 		p.metrics.requests.WithLabelValues("create_artifacts").Inc()
 		res, err := p.client.CreateArtifacts(ctx, arts)
 		if err != nil {
-			return p.phantomFailed(err)
+			return p.rejected(ctx, cse, items, p.phantomFailed(err))
 		}
 		results = res
 	}
@@ -221,6 +237,26 @@ func (p *pipeline) send(ctx context.Context, cse string, items []*item) error {
 			p.metrics.phantomErrs.WithLabelValues(phantom.KindOf(r.Err).String()).Inc()
 			firstErr = cmpErr(firstErr, r.Err)
 		}
+	}
+	return firstErr
+}
+
+// rejected handles a request SOAR refused as a whole. A refusal of this
+// request's content (not of the set-up) is narrowed down by sending the
+// items one by one; an item refused alone is dead-lettered. Other errors
+// are returned for a retry.
+func (p *pipeline) rejected(ctx context.Context, cse string, items []*item, err error) error {
+	if phantom.KindOf(err) != phantom.KindRejected {
+		return err
+	}
+	if len(items) == 1 {
+		p.deadLetter(ctx, items[0].msg, &DeadLetterError{Reason: ReasonPhantomRejected, Detail: err.Error()})
+		items[0].done = true
+		return nil
+	}
+	var firstErr error
+	for _, it := range items {
+		firstErr = cmpErr(firstErr, p.store(ctx, cse, []*item{it}))
 	}
 	return firstErr
 }

@@ -4,10 +4,12 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,4 +165,23 @@ func WaitFor(t testing.TB, timeout time.Duration, check func() error) {
 		time.Sleep(delay)
 		delay = min(delay*2, 200*time.Millisecond)
 	}
+}
+
+// Buffer is a bytes.Buffer safe for one writer and concurrent readers,
+// for reading logs while they are written.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,89 @@
+package forwarder_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestMissingSettingsAreNamed(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	err := forwarder.Run(context.Background(), nil, &out, &errOut, env(map[string]string{"NATS_URL": "nats://u:hunter2@127.0.0.1:1"}))
+	if err == nil {
+		t.Fatal("started without PHANTOM_BASE_URL")
+	}
+	for _, want := range []string{"PHANTOM_BASE_URL", "no SOAR credentials"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error()+errOut.String(), "hunter2") {
+		t.Error("the password was printed")
+	}
+	if err := forwarder.Run(context.Background(), []string{"--password", "x"}, &out, &errOut, env(nil)); err == nil ||
+		!strings.Contains(err.Error(), "unknown flag") {
+		t.Errorf("--password flag: %v; secrets must not be accepted as flags", err)
+	}
+}
+
+func TestRunsFromEnvironmentAndStops(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &testkit.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- forwarder.Run(ctx, []string{"--log-format", "text"}, &bytes.Buffer{}, logs, env(map[string]string{
+			"PHANTOM_BASE_URL": soar.URL, "PHANTOM_TOKEN": testkit.Token, "NATS_URL": n.URL(), "LISTEN_ADDR": "127.0.0.1:0",
+			"VERIFY_SSL": "false",
+		}))
+	}()
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(logs.String(), "created JetStream stream") {
+			return fmt.Errorf("forwarder has not set up its stream yet")
+		}
+		return nil
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("forwarder did not stop after SIGTERM's context ended")
+	}
+	for _, want := range []string{"starting forwarder", "verification of SOAR is OFF", "forwarder stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), testkit.Token) {
+		t.Error("the token was logged")
+	}
+}
+
+func TestVersionAndReplayCommands(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := forwarder.Run(context.Background(), []string{"version"}, &out, &out, env(nil)); err != nil || !strings.HasPrefix(out.String(), "falco-phantom-forwarder ") {
+		t.Errorf("version = %q, %v", out.String(), err)
+	}
+	n := testkit.StartNATS(t)
+	out.Reset()
+	err := forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL()}, &out, &out, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "dead-letter stream") {
+		t.Errorf("replay without a dead-letter stream: %v, want an error naming it", err)
+	}
+}
