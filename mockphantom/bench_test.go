@@ -85,6 +85,7 @@ func BenchmarkArtifactListPost(b *testing.B) {
 			b.SetBytes(int64(bc.batch * (len(p.head) + len(p.tail) + 10)))
 			if bc.parallel {
 				b.SetParallelism(2) // 2 x GOMAXPROCS requests in flight
+				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					var body []byte
 					for pb.Next() {
