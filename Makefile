@@ -23,6 +23,10 @@ demo: ## Run the whole pipeline on this machine (embedded NATS, forwarder, mock 
 
 ##@ Build
 
+.PHONY: images
+images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar.
+	$(GO) run ./lab/cmd/build-images -o $(BIN)/images.tar -tag $(VERSION)
+
 .PHONY: build
 build: ## Build the plugin, its completion helper, the forwarder and the mock SOAR into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ \
@@ -31,9 +35,16 @@ build: ## Build the plugin, its completion helper, the forwarder and the mock SO
 
 ##@ Test
 
+# The API server tests need kube-apiserver and etcd, built from the Go module
+# proxy by lab/tools/build.sh (minutes the first time, then cached).
 .PHONY: test
-test: ## Run every test CI runs.
-	$(GO) test $(TEST_FLAGS) ./...
+test: ## Run every test CI runs (builds the API server test tools first).
+	@assets=$$(bash lab/tools/build.sh kube-apiserver etcd) && \
+	KUBEBUILDER_ASSETS=$$assets FALCO_PHANTOM_REQUIRE_ENVTEST=1 $(GO) test $(TEST_FLAGS) ./...
+
+.PHONY: tools
+tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (see lab/tools/README.md).
+	bash lab/tools/build.sh
 
 .PHONY: test-short
 test-short: ## Run the quick tests only.

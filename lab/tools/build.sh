@@ -126,7 +126,7 @@ duration() {
 	fi
 }
 
-declare -A versions ldflags_for
+declare -A versions ldflags_for built_in_module
 for name in "${names[@]}"; do
 	mod_dir=$(module_dir "$name")
 	module=$(upstream_module "$name")
@@ -152,11 +152,15 @@ for name in "${names[@]}"; do
 		continue
 	fi
 
-	case "$name" in
-	etcd) hint="about two minutes" ;;
-	coredns) hint="a few minutes" ;;
-	*) hint="several minutes" ;;
-	esac
+	if [ -n "${built_in_module[$mod_dir]+set}" ]; then
+		hint="a minute or so more, sharing the build cache"
+	else
+		case "$name" in
+		etcd) hint="about two minutes" ;;
+		coredns) hint="a few minutes" ;;
+		*) hint="several minutes" ;;
+		esac
+	fi
 	echo "building $name $version (first time takes $hint)..." >&2
 	start=$SECONDS
 	rm -f "$stamp_file"
@@ -167,6 +171,7 @@ for name in "${names[@]}"; do
 	mv -f "$tmp_bin" "$dir/$name"
 	tmp_bin=
 	printf '%s\n' "$stamp" >"$stamp_file"
+	built_in_module[$mod_dir]=1
 	echo "built $name in $(duration $((SECONDS - start)))" >&2
 done
 

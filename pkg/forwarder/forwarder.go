@@ -34,8 +34,10 @@ type Forwarder struct {
 	client  *phantom.Client
 
 	ready atomic.Bool // the source is consuming
-	nc    atomic.Pointer[nats.Conn]
-	pipe  atomic.Pointer[pipeline]
+	// probeErr is what the last check of SOAR found (nil: fine).
+	probeErr atomic.Pointer[error]
+	nc       atomic.Pointer[nats.Conn]
+	pipe     atomic.Pointer[pipeline]
 }
 
 // New checks cfg and prepares a forwarder; Run starts it.
@@ -71,6 +73,13 @@ func credentials(c PhantomConfig) phantom.Credentials {
 // Metrics returns the forwarder's metrics.
 func (f *Forwarder) Metrics() *Metrics { return f.metrics }
 
+// Consuming reports whether the forwarder takes events from NATS (whether
+// or not SOAR accepts them).
+func (f *Forwarder) Consuming() bool {
+	nc := f.nc.Load()
+	return nc != nil && f.ready.Load() && nc.IsConnected()
+}
+
 // Ready returns nil when the forwarder consumes events and SOAR accepts
 // them, and otherwise what is wrong.
 func (f *Forwarder) Ready() error {
@@ -85,6 +94,9 @@ func (f *Forwarder) Ready() error {
 		if err := p.Blocked(); err != nil {
 			return err
 		}
+	}
+	if err := f.probeErr.Load(); err != nil && *err != nil && isBlocking(*err) {
+		return *err
 	}
 	return nil
 }
@@ -133,6 +145,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		}()
 	}
 
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	defer stopProbe()
+	go f.probe(probeCtx)
+
 	nc, err := f.connect()
 	if err != nil {
 		return err
@@ -153,11 +169,12 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliver()
 	var workers sync.WaitGroup
+	q := newBatchQueue(msgs, cfg.BatchSize)
 	for range cfg.Workers {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			f.work(ctx, deliverCtx, src.pipe, msgs)
+			f.work(ctx, deliverCtx, src.pipe, q)
 		}()
 	}
 	srcDone := make(chan error, 1)
@@ -196,34 +213,64 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return runErr
 }
 
-// work takes batches from msgs until ctx ends. A batch is whatever is
-// waiting, up to BatchSize: the first event is never held back waiting for
-// others.
-func (f *Forwarder) work(ctx, deliverCtx context.Context, p *pipeline, msgs <-chan *Message) {
+// work takes batches from q until ctx ends and processes them.
+func (f *Forwarder) work(ctx, deliverCtx context.Context, p *pipeline, q *batchQueue) {
 	for {
-		if ctx.Err() != nil || deliverCtx.Err() != nil {
+		batch, prev, grouped := q.take(ctx, deliverCtx)
+		if batch == nil {
 			return
 		}
-		var first *Message
-		select {
-		case first = <-msgs:
-		case <-ctx.Done():
-			return
-		case <-deliverCtx.Done():
-			return
-		}
-		batch := []*Message{first}
-	fill:
-		for len(batch) < f.cfg.BatchSize {
-			select {
-			case m := <-msgs:
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
-		p.process(deliverCtx, batch)
+		p.process(deliverCtx, batch, prev, grouped)
 	}
+}
+
+// batchQueue hands batches to the workers in the order messages arrived,
+// with a turn for grouping: each batch gets the channel the previous batch
+// closes once its alerts are grouped.
+type batchQueue struct {
+	msgs <-chan *Message
+	size int
+
+	mu   sync.Mutex
+	last chan struct{} // closed when the last batch taken is grouped
+}
+
+func newBatchQueue(msgs <-chan *Message, size int) *batchQueue {
+	last := make(chan struct{})
+	close(last)
+	return &batchQueue{msgs: msgs, size: size, last: last}
+}
+
+// take waits for a message and returns it with whatever else is already
+// waiting, up to the batch size: the first event is never held back
+// waiting for others. batch is nil when ctx or deliverCtx ended. The
+// caller must close grouped once it has grouped the batch.
+func (q *batchQueue) take(ctx, deliverCtx context.Context) (batch []*Message, prev <-chan struct{}, grouped chan<- struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ctx.Err() != nil || deliverCtx.Err() != nil {
+		return nil, nil, nil
+	}
+	select {
+	case m := <-q.msgs:
+		batch = append(make([]*Message, 0, q.size), m)
+	case <-ctx.Done():
+		return nil, nil, nil
+	case <-deliverCtx.Done():
+		return nil, nil, nil
+	}
+fill:
+	for len(batch) < q.size {
+		select {
+		case m := <-q.msgs:
+			batch = append(batch, m)
+		default:
+			break fill
+		}
+	}
+	turn := make(chan struct{})
+	prev, q.last = q.last, turn
+	return batch, prev, turn
 }
 
 func (f *Forwarder) connect() (*nats.Conn, error) {

@@ -20,6 +20,7 @@ import (
 	"helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	"helm.sh/helm/v3/pkg/strvals"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 )
 
@@ -277,4 +278,15 @@ func manifestWithHooks(manifest string, hooks []*release.Hook) string {
 		b.WriteString(strings.TrimSpace(h.Manifest))
 	}
 	return b.String()
+}
+
+// SetValues applies --set style assignments ("a.b=c", lists with commas,
+// a[0]=x) onto values, the way `helm --set` does.
+func SetValues(values map[string]any, assignments []string) error {
+	for _, a := range assignments {
+		if err := strvals.ParseInto(a, values); err != nil {
+			return fmt.Errorf("--set %q: %w", a, err)
+		}
+	}
+	return nil
 }

@@ -5,12 +5,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/status"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/uninstall"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
@@ -32,6 +36,9 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 Falco's runtime alerts (a shell in a container, a write below /etc...) become
 cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 
+  install     put NATS, Falco, the forwarder (and a mock SOAR) on the cluster
+  status      show whether every component runs and alerts reach SOAR
+  uninstall   remove what install created
   demo        the whole pipeline on this machine, no cluster needed`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -43,6 +50,9 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 	cmd.SetErr(streams.ErrOut)
 	kube.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
+		install.NewCommand(kube, streams, os.Getenv),
+		uninstall.NewCommand(kube, streams),
+		status.NewCommand(kube, streams),
 		demo.NewCommand(streams),
 		newVersionCommand(streams.Out),
 	)

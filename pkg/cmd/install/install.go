@@ -1,0 +1,227 @@
+// Package install is the "install" command.
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
+)
+
+type options struct {
+	kube    *genericclioptions.ConfigFlags
+	streams genericiooptions.IOStreams
+	getenv  func(string) string
+	o       install.Options
+
+	natsChart, falcoChart           string
+	natsChartVersion, falcoChartVer string
+	natsRepo, falcoRepo             string
+	phantomUser                     string
+	phantomPassword, phantomToken   string
+	passwordFile, tokenFile         string
+}
+
+// NewCommand returns the install command.
+func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
+	o := &options{kube: kube, streams: streams, getenv: getenv, o: install.Defaults()}
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install Falco, NATS and the forwarder (and optionally a mock SOAR) on the cluster",
+		Long: `Install the whole pipeline on the current context with Helm (no helm binary needed):
+
+  NATS with JetStream        official chart ` + install.DefaultNATSChart.Version + ` (or an existing NATS: --nats-url)
+  the mock SOAR              with --mock-phantom (try it without a licence)
+  the forwarder              this project's chart: NATS -> SOAR, one case per incident
+  Falco with falcosidekick   official chart ` + install.DefaultFalcoChart.Version + `, publishing to NATS (or --skip-falco)
+
+Running it again upgrades in place. Everything goes to the namespace given
+with -n (default ` + install.DefaultNamespace + `). SOAR credentials are stored in a Secret and
+never printed; prefer the *-file flags or an existing Secret, since flag
+values show in the process list.`,
+		Example: `  # try everything, with the mock SOAR
+  kubectl falco-phantom install --mock-phantom
+
+  # a real SOAR with an automation token kept in a file
+  kubectl falco-phantom install --phantom-url https://soar.example.com --phantom-token-file ./token
+
+  # the original subjects, an existing NATS and an existing Falco
+  kubectl falco-phantom install --phantom-url https://soar.example.com --phantom-secret soar-creds \
+      --nats-url nats://nats.messaging.svc:4222 --skip-falco --subject 'falco.*.*'
+
+  # offline: charts from files, images from a private registry
+  kubectl falco-phantom install --mock-phantom --nats-chart ./nats-2.14.2.tgz \
+      --falco-chart ./falco-9.1.0.tgz --image-registry registry.internal:5000
+
+  # see what would be applied
+  kubectl falco-phantom install --mock-phantom --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.complete(cmd); err != nil {
+				return err
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	v := &o.o
+	f.BoolVar(&v.MockPhantom, "mock-phantom", false, "install the mock SOAR and point the forwarder at it")
+	f.BoolVar(&v.MockPersistence, "mock-phantom-persistence", v.MockPersistence, "keep the mock's cases on a PersistentVolumeClaim")
+	f.StringVar(&v.PhantomURL, "phantom-url", "", "SOAR base URL, e.g. https://soar.example.com")
+	f.StringVar(&o.phantomUser, "phantom-user", "", "SOAR user (with --phantom-password-file)")
+	f.StringVar(&o.passwordFile, "phantom-password-file", "", "file holding the SOAR password")
+	f.StringVar(&o.tokenFile, "phantom-token-file", "", "file holding a SOAR automation token")
+	f.StringVar(&o.phantomPassword, "phantom-password", "", "SOAR password (visible in the process list: prefer --phantom-password-file or $PHANTOM_PASSWORD)")
+	f.StringVar(&o.phantomToken, "phantom-token", "", "SOAR token (visible in the process list: prefer --phantom-token-file or $PHANTOM_TOKEN)")
+	f.StringVar(&v.PhantomSecret, "phantom-secret", "", "existing Secret in the namespace with the keys user and password, or token")
+	f.BoolVar(&v.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not verify SOAR's TLS certificate (VERIFY_SSL=false); on this command the flag is about SOAR, not the API server")
+	f.StringVar(&v.PhantomLabel, "phantom-label", v.PhantomLabel, "label of the cases; it must exist in SOAR")
+	f.StringVar(&v.NATSURL, "nats-url", "", "use this existing NATS instead of installing one")
+	f.IntVar(&v.NATSReplicas, "nats-replicas", v.NATSReplicas, "NATS servers: 1 for a lab, 3 for production (a JetStream cluster)")
+	f.StringVar(&o.natsChart, "nats-chart", "", "NATS chart: a local folder or .tgz, or an oci:// reference (offline clusters)")
+	f.StringVar(&o.natsChartVersion, "nats-chart-version", "", "NATS chart version (default "+install.DefaultNATSChart.Version+")")
+	f.StringVar(&o.natsRepo, "nats-chart-repo", install.DefaultNATSChart.RepoURL, "chart repository of NATS (e.g. an internal mirror)")
+	f.BoolVar(&v.SkipFalco, "skip-falco", false, "do not install Falco (it already runs and publishes to NATS)")
+	f.StringVar(&v.FalcoDriver, "falco-driver", v.FalcoDriver, "Falco driver: auto, modern_ebpf or kmod")
+	f.StringArrayVar(&v.FalcoSet, "falco-set", nil, "extra Falco chart value key=value (repeatable)")
+	f.StringVar(&o.falcoChart, "falco-chart", "", "Falco chart: a local folder or .tgz, or an oci:// reference (offline clusters)")
+	f.StringVar(&o.falcoChartVer, "falco-chart-version", "", "Falco chart version (default "+install.DefaultFalcoChart.Version+")")
+	f.StringVar(&o.falcoRepo, "falco-chart-repo", install.DefaultFalcoChart.RepoURL, "chart repository of Falco (e.g. an internal mirror)")
+	f.StringVar(&v.Subject, "subject", v.Subject, "NATS subject the forwarder consumes; the original falco.*.* works")
+	f.IntVar(&v.ForwarderReplicas, "forwarder-replicas", v.ForwarderReplicas, "forwarder replicas (they share one durable consumer)")
+	f.DurationVar(&v.GroupWindow, "group-window", v.GroupWindow, "alerts of one rule in one container within this time share a case; 0 = a case per alert")
+	f.BoolVar(&v.KEDA, "keda", false, "scale the forwarder with the NATS backlog, down to zero (needs KEDA)")
+	f.StringVar(&v.ImageRegistry, "image-registry", "", "pull every image from this registry (a private mirror)")
+	f.StringVar(&v.ImageTag, "image-tag", v.ImageTag, "tag of the forwarder and mock SOAR images")
+	f.BoolVar(&v.DryRun, "dry-run", false, "print every manifest that would be applied (secrets redacted) and change nothing")
+	f.BoolVar(&v.Wait, "wait", v.Wait, "wait for each component to be ready, showing progress")
+	f.DurationVar(&v.Timeout, "timeout", v.Timeout, "how long to wait for each component")
+	_ = cmd.RegisterFlagCompletionFunc("falco-driver", cobra.FixedCompletions([]string{"auto", "modern_ebpf", "kmod"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// complete turns flags into install options: chart overrides and the
+// credentials from files or the environment.
+func (o *options) complete(cmd *cobra.Command) error {
+	v := &o.o
+	v.NATSChart = chartSource(install.DefaultNATSChart, o.natsChart, o.natsChartVersion, o.natsRepo)
+	v.FalcoChart = chartSource(install.DefaultFalcoChart, o.falcoChart, o.falcoChartVer, o.falcoRepo)
+	if o.phantomPassword != "" || o.phantomToken != "" {
+		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-password/--phantom-token are visible to other users in the process list; prefer the -file flags or $PHANTOM_PASSWORD/$PHANTOM_TOKEN")
+	}
+	password, err := secretFrom(o.phantomPassword, o.passwordFile, o.getenv("PHANTOM_PASSWORD"), "--phantom-password-file")
+	if err != nil {
+		return err
+	}
+	token, err := secretFrom(o.phantomToken, o.tokenFile, o.getenv("PHANTOM_TOKEN"), "--phantom-token-file")
+	if err != nil {
+		return err
+	}
+	if v.MockPhantom && !cmd.Flags().Changed("phantom-password") && !cmd.Flags().Changed("phantom-token") && o.passwordFile == "" && o.tokenFile == "" {
+		// Variables meant for a real SOAR do not conflict with the mock.
+		password, token = "", ""
+	}
+	v.PhantomAuth.User, v.PhantomAuth.Password, v.PhantomAuth.Token = o.phantomUser, password, token
+	return nil
+}
+
+// chartSource applies the chart flags: a local path or oci:// reference
+// replaces the repository chart; otherwise the repository and version
+// may be overridden.
+func chartSource(def install.ChartSource, ref, version, repo string) install.ChartSource {
+	if ref != "" {
+		return install.ChartSource{Ref: ref, Version: version}
+	}
+	if version != "" {
+		def.Version = version
+	}
+	def.RepoURL = repo
+	return def
+}
+
+// secretFrom takes a secret from a flag, a file or the environment, in
+// that order.
+func secretFrom(flagValue, file, env, fileFlag string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", fileFlag, err)
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return "", fmt.Errorf("%s: %s is empty", fileFlag, file)
+		}
+		return s, nil
+	}
+	return env, nil
+}
+
+func (o *options) run(ctx context.Context) error {
+	o.o.Namespace = install.DefaultNamespace
+	if o.kube.Namespace != nil && *o.kube.Namespace != "" {
+		o.o.Namespace = *o.kube.Namespace
+	}
+	if err := o.o.Validate(); err != nil {
+		return err
+	}
+	if o.o.DryRun {
+		// Rendering needs no cluster.
+		in := &install.Installer{Helm: helm.New(o.kube, nil)}
+		out, err := in.Render(ctx, o.o)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(o.streams.Out, out)
+		return err
+	}
+	c, err := cluster.Connect(o.kube)
+	if err != nil {
+		return err
+	}
+	if err := install.Preflight(ctx, c.Kube, o.o); err != nil {
+		return fmt.Errorf("%s: %w", c.Host, err)
+	}
+	in := &install.Installer{Helm: c.Helm, Kube: c.Kube, Progress: o.streams.ErrOut}
+	res, err := in.Install(ctx, o.o)
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return errors.New("interrupted; run install again to finish (it upgrades in place), or uninstall")
+		}
+		return err
+	}
+	return summary(o.streams.Out, res, o.o)
+}
+
+func summary(w io.Writer, res *install.Result, o install.Options) error {
+	fmt.Fprintf(w, "\nfalco-phantom is installed in namespace %s (%s).\n\n", res.Namespace, res.Took.Round(1e9))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  RELEASE\tCHART\tSTATUS\tREVISION")
+	for _, r := range res.Releases {
+		fmt.Fprintf(tw, "  %s\t%s-%s\t%s\t%d\n", r.Name, r.Chart, r.ChartVersion, r.Status, r.Revision)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nAlerts flow: falcosidekick -> %s -> forwarder -> %s\n", res.NATSURL, res.PhantomURL)
+	fmt.Fprintf(w, "Check it:    kubectl falco-phantom status -n %s\n", res.Namespace)
+	fmt.Fprintf(w, "Prove it:    kubectl falco-phantom test-shell -n %s\n", res.Namespace)
+	if o.MockPhantom {
+		fmt.Fprintf(w, "Mock SOAR:   kubectl -n %s port-forward svc/%s 8080, then open http://127.0.0.1:8080/\n", res.Namespace, install.ReleaseMock)
+		fmt.Fprintf(w, "             user admin, password: kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d\n", res.Namespace, install.SecretMock)
+	}
+	return nil
+}

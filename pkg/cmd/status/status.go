@@ -1,0 +1,110 @@
+// Package status is the "status" command.
+package status
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/status"
+)
+
+// ExitUnhealthy is the exit code when a component is down.
+const ExitUnhealthy = 3
+
+// UnhealthyError is returned (after the report is printed) when something is down.
+type UnhealthyError struct{ Problems []string }
+
+func (e *UnhealthyError) Error() string {
+	return "not healthy: " + strings.Join(e.Problems, "; ")
+}
+
+// ExitCode tells the shell that something is down.
+func (e *UnhealthyError) ExitCode() int { return ExitUnhealthy }
+
+// NewCommand returns the status command.
+func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
+	var format output.Format
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether every component runs and alerts reach SOAR",
+		Long: `Show each component installed by "kubectl falco-phantom install": its Helm
+release, whether its pods are ready, and what the forwarder reports (alerts
+received, delivered, retried, dead-lettered, and whether SOAR is reachable).
+The exit code is 0 when everything is healthy and ` + fmt.Sprint(ExitUnhealthy) + ` when something is down.`,
+		Example: `  kubectl falco-phantom status
+  kubectl falco-phantom status -o json | jq .forwarder`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := format.Validate(); err != nil {
+				return err
+			}
+			c, err := cluster.Connect(kube)
+			if err != nil {
+				return err
+			}
+			checker := &status.Checker{Helm: c.Helm, Kube: c.Kube}
+			r, err := checker.Check(cmd.Context(), c.Namespace)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Host, err)
+			}
+			if err := output.Print(streams.Out, format, r, func(w io.Writer) error { return Table(w, r) }); err != nil {
+				return err
+			}
+			if !r.Healthy {
+				return &UnhealthyError{Problems: r.Problems}
+			}
+			return nil
+		},
+	}
+	output.AddFlag(cmd, &format)
+	return cmd
+}
+
+// Table prints a report for people.
+func Table(w io.Writer, r *status.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tRELEASE\tCHART\tSTATUS\tREADY\tWORKLOADS")
+	for _, c := range r.Components {
+		ready := "yes"
+		if !c.Ready {
+			ready = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Release, dash(c.Chart), c.ReleaseStatus, ready, dash(strings.Join(c.Workloads, ", ")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if f := r.Forwarder; f != nil {
+		reach := "unknown (no ready forwarder pod to ask)"
+		if f.PhantomReachable != nil {
+			reach = map[bool]string{true: "yes", false: "NO"}[*f.PhantomReachable]
+		}
+		fmt.Fprintf(w, "\nForwarder: %d/%d pods ready; alerts received %.0f, delivered %.0f, retried %.0f, dead-lettered %.0f\n",
+			f.ReadyPods, f.Pods, f.Received, f.Delivered, f.Retried, f.DeadLettered)
+		fmt.Fprintf(w, "SOAR %s reachable: %s\n", f.PhantomURL, reach)
+	}
+	if r.Healthy {
+		fmt.Fprintln(w, "\nHealthy.")
+		return nil
+	}
+	fmt.Fprintln(w, "\nProblems:")
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  - %s\n", p)
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

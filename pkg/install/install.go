@@ -1,0 +1,219 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+)
+
+// Installer installs, upgrades and removes the pipeline.
+type Installer struct {
+	Helm helm.Client
+	Kube kubernetes.Interface
+	// Progress receives one line per step; nil discards them.
+	Progress io.Writer
+}
+
+// Result says what an install did.
+type Result struct {
+	Namespace  string          `json:"namespace"`
+	Releases   []*helm.Release `json:"releases"`
+	NATSURL    string          `json:"natsURL"`
+	PhantomURL string          `json:"phantomURL"`
+	Took       time.Duration   `json:"tookNanoseconds"`
+}
+
+func (in *Installer) progress(format string, args ...any) {
+	if in.Progress != nil {
+		fmt.Fprintf(in.Progress, format+"\n", args...)
+	}
+}
+
+// Install applies every component in order, upgrading releases that exist,
+// and with o.Wait waits for each to be ready before the next.
+func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	comps, err := o.components()
+	if err != nil {
+		return nil, err
+	}
+	state, err := ReadState(ctx, in.Kube, o.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if state == nil {
+		state = &State{}
+	}
+	created, err := in.ensureNamespace(ctx, o.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	state.NamespaceCreated = state.NamespaceCreated || created
+	state.NATSURL, state.PhantomURL, state.Mock = o.natsURL(), o.phantomURL(), o.MockPhantom
+	if err := in.applySecrets(ctx, o, state); err != nil {
+		return nil, err
+	}
+	// Record before the releases: a failed install can still be uninstalled.
+	for _, c := range comps {
+		state.add(c.Name)
+	}
+	if err := writeState(ctx, in.Kube, o.Namespace, state); err != nil {
+		return nil, err
+	}
+	res := &Result{Namespace: o.Namespace, NATSURL: o.natsURL(), PhantomURL: o.phantomURL()}
+	for _, c := range comps {
+		in.progress("• %s: applying %s as release %s/%s", c.Name, c.Request.Chart, o.Namespace, c.Request.Name)
+		rel, err := in.Helm.Apply(ctx, c.Request)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w%s", c.Name, err, chartHint(c, err))
+		}
+		in.progress("  %s: release %s revision %d %s", c.Name, rel.Name, rel.Revision, rel.Status)
+		res.Releases = append(res.Releases, rel)
+		if o.Wait {
+			if err := in.waitReady(ctx, c.Name, o.Namespace, rel.Manifest, o.Timeout); err != nil {
+				return res, err
+			}
+		}
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// chartHint suggests the offline flags when an upstream chart could not be
+// downloaded.
+func chartHint(c Component, err error) string {
+	if c.Request.Chart.RepoURL == "" || !strings.Contains(err.Error(), "cannot get") {
+		return ""
+	}
+	flag := "--nats-chart"
+	if c.Name == "falco" {
+		flag = "--falco-chart"
+	}
+	return fmt.Sprintf(" (offline or behind a proxy? download the chart elsewhere and pass %s ./%s-%s.tgz, or an oci:// reference)",
+		flag, c.Request.Chart.Ref, c.Request.Chart.Version)
+}
+
+func (in *Installer) ensureNamespace(ctx context.Context, name string) (created bool, err error) {
+	_, err = in.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if err == nil {
+		return false, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return false, fmt.Errorf("look up namespace %s: %w", name, err)
+	}
+	ns := namespaceObject(name)
+	if _, err := in.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return false, fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	in.progress("• namespace %s created", name)
+	return true, nil
+}
+
+func namespaceObject(name string) *corev1.Namespace {
+	return &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: managedLabels()},
+	}
+}
+
+// applySecrets writes the credential Secrets. Their values never go
+// through Helm, so no release record holds them.
+func (in *Installer) applySecrets(ctx context.Context, o Options, state *State) error {
+	secrets := in.Kube.CoreV1().Secrets(o.Namespace)
+	auth := o.PhantomAuth
+	if o.MockPhantom {
+		mock, err := mockCredentials(ctx, in.Kube, o.Namespace)
+		if err != nil {
+			return err
+		}
+		if err := upsert(ctx, secrets, credentialSecret(o.Namespace, SecretMock, mock, false)); err != nil {
+			return fmt.Errorf("write Secret %s/%s: %w", o.Namespace, SecretMock, err)
+		}
+		state.addSecret(SecretMock)
+		auth = phantom.Auth{Token: mock.Token}
+	}
+	if o.PhantomSecret != "" {
+		s, err := secrets.Get(ctx, o.PhantomSecret, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("--phantom-secret %s: %w", o.PhantomSecret, err)
+		}
+		if len(s.Data["token"]) == 0 && (len(s.Data["user"]) == 0 || len(s.Data["password"]) == 0) {
+			return fmt.Errorf("--phantom-secret %s must hold the keys user and password, or token", o.PhantomSecret)
+		}
+		return nil
+	}
+	if err := upsert(ctx, secrets, credentialSecret(o.Namespace, SecretSOAR, auth, false)); err != nil {
+		return fmt.Errorf("write Secret %s/%s: %w", o.Namespace, SecretSOAR, err)
+	}
+	state.addSecret(SecretSOAR)
+	in.progress("• SOAR credentials stored in Secret %s/%s", o.Namespace, SecretSOAR)
+	return nil
+}
+
+// Render returns every manifest Install would apply, as YAML documents,
+// without touching a cluster. Secret values are replaced by REDACTED.
+func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
+	if err := o.Validate(); err != nil {
+		return "", err
+	}
+	comps, err := o.components()
+	if err != nil {
+		return "", err
+	}
+	var docs []string
+	add := func(obj any) error {
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, strings.TrimSpace(string(b)))
+		return nil
+	}
+	state := &State{NATSURL: o.natsURL(), PhantomURL: o.phantomURL(), Mock: o.MockPhantom, NamespaceCreated: true}
+	objs := []any{namespaceObject(o.Namespace)}
+	auth := o.PhantomAuth
+	if o.MockPhantom {
+		objs = append(objs, credentialSecret(o.Namespace, SecretMock, phantom.Auth{User: "admin", Password: "x", Token: "x"}, true))
+		auth = phantom.Auth{Token: "x"}
+		state.addSecret(SecretMock)
+	}
+	if o.PhantomSecret == "" {
+		objs = append(objs, credentialSecret(o.Namespace, SecretSOAR, auth, true))
+		state.addSecret(SecretSOAR)
+	}
+	for _, c := range comps {
+		state.add(c.Name)
+	}
+	cm, err := stateConfigMap(o.Namespace, state)
+	if err != nil {
+		return "", err
+	}
+	objs = append(objs, cm)
+	for _, obj := range objs {
+		if err := add(obj); err != nil {
+			return "", err
+		}
+	}
+	for _, c := range comps {
+		manifest, err := in.Helm.Render(ctx, c.Request)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w%s", c.Name, err, chartHint(c, err))
+		}
+		docs = append(docs, fmt.Sprintf("# Release %s/%s (%s)\n%s", o.Namespace, c.Request.Name, c.Name, manifest))
+	}
+	return strings.Join(docs, "\n---\n") + "\n", nil
+}
