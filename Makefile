@@ -27,6 +27,22 @@ demo: ## Run the whole pipeline on this machine (embedded NATS, forwarder, mock 
 images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar.
 	$(GO) run ./lab/cmd/build-images -o $(BIN)/images.tar -tag $(VERSION)
 
+DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: dist
+dist: ## Build the plugin's release archives and the krew manifest into bin/dist.
+	rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
+	@for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; d=$(BIN)/dist/$$os-$$arch; mkdir -p $$d; \
+		echo "building $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $$d/ \
+			./cmd/kubectl-falco_phantom ./cmd/kubectl_complete-falco_phantom || exit 1; \
+		cp LICENSE $$d/; \
+		tar -C $$d --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -czf $(BIN)/dist/kubectl-falco_phantom_$${os}_$${arch}.tar.gz . || exit 1; \
+	done
+	$(GO) run ./lab/cmd/krew-manifest -version $(VERSION) -dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
+	@echo "krew manifest: $(BIN)/dist/falco-phantom.yaml"
+
 .PHONY: build
 build: ## Build the plugin, its completion helper, the forwarder and the mock SOAR into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ \

@@ -131,6 +131,9 @@ func (o *Options) forwarderValues() map[string]any {
 			"natsPodLabels": map[string]any{"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": ReleaseNATS},
 		},
 	}
+	if len(o.PhantomCA) > 0 {
+		v["phantom"].(map[string]any)["caSecret"] = SecretSOARCA
+	}
 	if o.KEDA {
 		host := strings.TrimPrefix(strings.TrimPrefix(o.natsURL(), "nats://"), "tls://")
 		host = strings.Split(host, ":")[0]

@@ -134,6 +134,12 @@ func namespaceObject(name string) *corev1.Namespace {
 // through Helm, so no release record holds them.
 func (in *Installer) applySecrets(ctx context.Context, o Options, state *State) error {
 	secrets := in.Kube.CoreV1().Secrets(o.Namespace)
+	if len(o.PhantomCA) > 0 {
+		if err := upsert(ctx, secrets, caSecret(o.Namespace, o.PhantomCA)); err != nil {
+			return fmt.Errorf("write Secret %s/%s: %w", o.Namespace, SecretSOARCA, err)
+		}
+		state.addSecret(SecretSOARCA)
+	}
 	auth := o.PhantomAuth
 	if o.MockPhantom {
 		mock, err := mockCredentials(ctx, in.Kube, o.Namespace)
@@ -185,6 +191,10 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 	}
 	state := &State{NATSURL: o.natsURL(), PhantomURL: o.phantomURL(), Mock: o.MockPhantom, NamespaceCreated: true}
 	objs := []any{namespaceObject(o.Namespace)}
+	if len(o.PhantomCA) > 0 {
+		objs = append(objs, caSecret(o.Namespace, o.PhantomCA))
+		state.addSecret(SecretSOARCA)
+	}
 	auth := o.PhantomAuth
 	if o.MockPhantom {
 		objs = append(objs, credentialSecret(o.Namespace, SecretMock, phantom.Auth{User: "admin", Password: "x", Token: "x"}, true))

@@ -28,6 +28,8 @@ const (
 	SecretSOAR = "falco-phantom-soar"
 	// SecretMock holds the credentials the mock SOAR accepts.
 	SecretMock = "mockphantom-credentials"
+	// SecretSOARCA holds the CA certificates to trust for SOAR.
+	SecretSOARCA = "falco-phantom-soar-ca"
 	// StateConfigMap records what install created (never secrets), so that
 	// uninstall removes exactly that and status knows what to check.
 	StateConfigMap = "falco-phantom-install"
@@ -78,7 +80,9 @@ type Options struct {
 	// user and password, or token).
 	PhantomSecret         string
 	InsecureSkipTLSVerify bool
-	PhantomLabel          string
+	// PhantomCA is PEM CA certificates to trust for SOAR (from --phantom-ca-file).
+	PhantomCA    []byte
+	PhantomLabel string
 
 	Subject           string
 	ForwarderReplicas int
@@ -128,6 +132,9 @@ func (o *Options) Validate() error {
 		case o.PhantomAuth.Token == "" && o.PhantomSecret == "" && (o.PhantomAuth.User == "" || o.PhantomAuth.Password == ""):
 			add("--phantom-user and --phantom-password go together")
 		}
+	}
+	if len(o.PhantomCA) > 0 && (o.MockPhantom || o.InsecureSkipTLSVerify) {
+		add("--phantom-ca-file goes with a real SOAR whose certificate is verified (not with --mock-phantom or --insecure-skip-tls-verify)")
 	}
 	if o.InsecureSkipTLSVerify && o.MockPhantom {
 		add("--insecure-skip-tls-verify has no effect with --mock-phantom (it speaks plain HTTP inside the cluster)")

@@ -149,6 +149,16 @@ func credentialSecret(namespace, name string, auth phantom.Auth, redact bool) *c
 	}
 }
 
+// caSecret holds CA certificates (public data) to trust for SOAR.
+func caSecret(namespace string, pem []byte) *corev1.Secret {
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: SecretSOARCA, Namespace: namespace, Labels: managedLabels()},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{"ca.crt": string(pem)},
+	}
+}
+
 // mockCredentials returns the mock SOAR's credentials: those already in
 // the cluster, so that a re-install keeps them, or new random ones.
 func mockCredentials(ctx context.Context, kube kubernetes.Interface, namespace string) (phantom.Auth, error) {

@@ -31,6 +31,7 @@ type options struct {
 	phantomUser                     string
 	phantomPassword, phantomToken   string
 	passwordFile, tokenFile         string
+	caFile                          string
 }
 
 // NewCommand returns the install command.
@@ -86,6 +87,7 @@ values show in the process list.`,
 	f.StringVar(&o.phantomToken, "phantom-token", "", "SOAR token (visible in the process list: prefer --phantom-token-file or $PHANTOM_TOKEN)")
 	f.StringVar(&v.PhantomSecret, "phantom-secret", "", "existing Secret in the namespace with the keys user and password, or token")
 	f.BoolVar(&v.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not verify SOAR's TLS certificate (VERIFY_SSL=false); on this command the flag is about SOAR, not the API server")
+	f.StringVar(&o.caFile, "phantom-ca-file", "", "PEM file of CA certificates to trust for SOAR's certificate")
 	f.StringVar(&v.PhantomLabel, "phantom-label", v.PhantomLabel, "label of the cases; it must exist in SOAR")
 	f.StringVar(&v.NATSURL, "nats-url", "", "use this existing NATS instead of installing one")
 	f.IntVar(&v.NATSReplicas, "nats-replicas", v.NATSReplicas, "NATS servers: 1 for a lab, 3 for production (a JetStream cluster)")
@@ -133,6 +135,16 @@ func (o *options) complete(cmd *cobra.Command) error {
 		password, token = "", ""
 	}
 	v.PhantomAuth.User, v.PhantomAuth.Password, v.PhantomAuth.Token = o.phantomUser, password, token
+	if o.caFile != "" {
+		pem, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return fmt.Errorf("--phantom-ca-file: %w", err)
+		}
+		if !strings.Contains(string(pem), "-----BEGIN CERTIFICATE-----") {
+			return fmt.Errorf("--phantom-ca-file: %s holds no PEM certificate", o.caFile)
+		}
+		v.PhantomCA = pem
+	}
 	return nil
 }
 

@@ -1,0 +1,96 @@
+// Command krew-manifest writes the krew plugin manifest for a release from
+// the release archives, with their real SHA-256 sums:
+//
+//	go run ./lab/cmd/krew-manifest -version v0.1.0 -dir bin/dist > falco-phantom.yaml
+//
+// Archives are named kubectl-falco_phantom_<os>_<arch>.tar.gz (make dist).
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/template"
+)
+
+const manifest = `apiVersion: krew.googlecontainertools.github.com/v1alpha2
+kind: Plugin
+metadata:
+  name: falco-phantom
+spec:
+  version: {{ .Version }}
+  homepage: https://github.com/falco-phantom/kubectl-falco-phantom
+  shortDescription: Send Falco runtime alerts to Splunk SOAR (Phantom)
+  description: |
+    Installs Falco, NATS JetStream and a forwarder that turns Falco's runtime
+    alerts (a shell in a container, a write below /etc...) into Splunk SOAR
+    cases, one per incident, with nothing lost or doubled. Includes a mock
+    SOAR to try it without a licence, a status check, and test-shell, which
+    opens a shell in a container and proves the alert reached SOAR.
+  caveats: |
+    Start with:
+      kubectl falco-phantom install --mock-phantom
+      kubectl falco-phantom test-shell
+    Falco needs a Linux node with a supported kernel driver (modern eBPF or kmod).
+  platforms:
+{{- range .Platforms }}
+    - selector:
+        matchLabels:
+          os: {{ .OS }}
+          arch: {{ .Arch }}
+      uri: https://github.com/falco-phantom/kubectl-falco-phantom/releases/download/{{ $.Version }}/{{ .File }}
+      sha256: {{ .SHA256 }}
+      bin: kubectl-falco_phantom
+      files:
+        - from: kubectl-falco_phantom
+          to: .
+        - from: kubectl_complete-falco_phantom
+          to: .
+        - from: LICENSE
+          to: .
+{{- end }}
+`
+
+type platform struct{ OS, Arch, File, SHA256 string }
+
+func main() {
+	version := flag.String("version", "", "release version, e.g. v0.1.0")
+	dir := flag.String("dir", "bin/dist", "folder holding the release archives")
+	flag.Parse()
+	if *version == "" {
+		fmt.Fprintln(os.Stderr, "krew-manifest: -version is required")
+		os.Exit(2)
+	}
+	var ps []platform
+	for _, p := range [][2]string{{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}} {
+		file := fmt.Sprintf("kubectl-falco_phantom_%s_%s.tar.gz", p[0], p[1])
+		sum, err := sha256File(filepath.Join(*dir, file))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "krew-manifest:", err)
+			os.Exit(1)
+		}
+		ps = append(ps, platform{OS: p[0], Arch: p[1], File: file, SHA256: sum})
+	}
+	t := template.Must(template.New("krew").Parse(manifest))
+	if err := t.Execute(os.Stdout, map[string]any{"Version": *version, "Platforms": ps}); err != nil {
+		fmt.Fprintln(os.Stderr, "krew-manifest:", err)
+		os.Exit(1)
+	}
+}
+
+func sha256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
