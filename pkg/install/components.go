@@ -124,7 +124,7 @@ func (o *Options) forwarderValues() map[string]any {
 			"url": o.phantomURL(), "label": o.PhantomLabel, "verifySSL": !o.InsecureSkipTLSVerify,
 			"existingSecret": secret, "auth": auth,
 		},
-		"nats": map[string]any{"url": o.natsURL(), "subject": o.Subject, "streamReplicas": streamReplicas},
+		"nats":      map[string]any{"url": o.natsURL(), "subject": o.Subject, "streamReplicas": streamReplicas},
 		"forwarder": map[string]any{"groupWindow": o.GroupWindow.String()},
 		"networkPolicy": map[string]any{
 			"enabled":       o.NATSURL == "",

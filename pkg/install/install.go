@@ -63,7 +63,7 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	state.NamespaceCreated = state.NamespaceCreated || created
-	state.NATSURL, state.PhantomURL, state.Mock = o.natsURL(), o.phantomURL(), o.MockPhantom
+	o.describe(state)
 	if err := in.applySecrets(ctx, o, state); err != nil {
 		return nil, err
 	}
@@ -170,6 +170,18 @@ func (in *Installer) applySecrets(ctx context.Context, o Options, state *State) 
 	return nil
 }
 
+// describe records the options in the install record.
+func (o *Options) describe(s *State) {
+	s.NATSURL, s.PhantomURL, s.Mock, s.InsecureSkipTLSVerify = o.natsURL(), o.phantomURL(), o.MockPhantom, o.InsecureSkipTLSVerify
+	s.CredentialsSecret, s.CASecret = SecretSOAR, ""
+	if o.PhantomSecret != "" {
+		s.CredentialsSecret = o.PhantomSecret
+	}
+	if len(o.PhantomCA) > 0 {
+		s.CASecret = SecretSOARCA
+	}
+}
+
 // Render returns every manifest Install would apply, as YAML documents,
 // without touching a cluster. Secret values are replaced by REDACTED.
 func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
@@ -189,7 +201,8 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 		docs = append(docs, strings.TrimSpace(string(b)))
 		return nil
 	}
-	state := &State{NATSURL: o.natsURL(), PhantomURL: o.phantomURL(), Mock: o.MockPhantom, NamespaceCreated: true}
+	state := &State{NamespaceCreated: true}
+	o.describe(state)
 	objs := []any{namespaceObject(o.Namespace)}
 	if len(o.PhantomCA) > 0 {
 		objs = append(objs, caSecret(o.Namespace, o.PhantomCA))

@@ -26,12 +26,17 @@ type State struct {
 	// Components installed, by name: nats, mockphantom, forwarder, falco.
 	Components []string `json:"components"`
 	// Secrets install created.
-	Secrets    []string  `json:"secrets"`
-	NATSURL    string    `json:"natsURL"`
-	PhantomURL string    `json:"phantomURL"`
-	Mock       bool      `json:"mockPhantom"`
-	Version    string    `json:"installedBy"`
-	Updated    time.Time `json:"updated"`
+	Secrets    []string `json:"secrets"`
+	NATSURL    string   `json:"natsURL"`
+	PhantomURL string   `json:"phantomURL"`
+	Mock       bool     `json:"mockPhantom"`
+	// CredentialsSecret holds the forwarder's SOAR credentials.
+	CredentialsSecret string `json:"credentialsSecret"`
+	// CASecret holds CA certificates to trust for SOAR, if any.
+	CASecret              string    `json:"caSecret,omitempty"`
+	InsecureSkipTLSVerify bool      `json:"insecureSkipTLSVerify,omitempty"`
+	Version               string    `json:"installedBy"`
+	Updated               time.Time `json:"updated"`
 }
 
 // Has reports whether component was installed.

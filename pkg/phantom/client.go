@@ -34,12 +34,18 @@ type Config struct {
 	// CAFile is a PEM file of CA certificates to trust in addition to the
 	// system's.
 	CAFile string
+	// CAPEM is the same as CAFile, given as content.
+	CAPEM []byte
 	// Timeout bounds each request, including reading the answer; default 30 s.
 	Timeout time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
 	// MaxConns bounds the connections kept to SOAR; default 16.
 	MaxConns int
+	// Transport, when set, replaces the client's own (TLS settings above
+	// then do not apply): e.g. the Kubernetes API server's service proxy,
+	// to reach a SOAR that runs inside a cluster.
+	Transport http.RoundTripper
 }
 
 // Client talks to one SOAR server over one pool of keep-alive connections.
@@ -62,17 +68,21 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // only when the user asks
+	pem := cfg.CAPEM
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		b, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("read SOAR CA file: %w", err)
 		}
+		pem = b
+	}
+	if len(pem) > 0 {
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("SOAR CA file %s holds no PEM certificate", cfg.CAFile)
+			return nil, fmt.Errorf("SOAR CA (%s) holds no PEM certificate", orDefault(cfg.CAFile, "given"))
 		}
 		tlsCfg.RootCAs = pool
 	}
@@ -104,7 +114,11 @@ func New(cfg Config) (*Client, error) {
 	if creds == nil {
 		creds = StaticCredentials{}
 	}
-	return &Client{base: base, creds: creds, http: &http.Client{Transport: transport}, timeout: timeout, agent: agent}, nil
+	var rt http.RoundTripper = transport
+	if cfg.Transport != nil {
+		rt = cfg.Transport
+	}
+	return &Client{base: base, creds: creds, http: &http.Client{Transport: rt}, timeout: timeout, agent: agent}, nil
 }
 
 // ParseBaseURL checks a SOAR base URL: http or https, a host, no
@@ -420,6 +434,13 @@ func withOp(err error, op string) error {
 		pe.Op = op
 	}
 	return err
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func snippet(b []byte) string {

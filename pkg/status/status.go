@@ -24,11 +24,11 @@ import (
 
 // Report is the status of one installation.
 type Report struct {
-	Namespace  string       `json:"namespace"`
-	Healthy    bool         `json:"healthy"`
-	Components []Component  `json:"components"`
-	Forwarder  *Forwarder   `json:"forwarder,omitempty"`
-	Problems   []string     `json:"problems,omitempty"`
+	Namespace  string         `json:"namespace"`
+	Healthy    bool           `json:"healthy"`
+	Components []Component    `json:"components"`
+	Forwarder  *Forwarder     `json:"forwarder,omitempty"`
+	Problems   []string       `json:"problems,omitempty"`
 	State      *install.State `json:"install"`
 }
 
@@ -92,7 +92,7 @@ func (c *Checker) Check(ctx context.Context, namespace string) (*Report, error) 
 		r.Components = append(r.Components, comp)
 	}
 	if state.Has("forwarder") {
-		fw := c.forwarder(ctx, namespace)
+		fw := c.ForwarderStats(ctx, namespace)
 		fw.PhantomURL = state.PhantomURL
 		r.Forwarder = fw
 		switch {
@@ -143,7 +143,8 @@ func (c *Checker) component(ctx context.Context, namespace, name string) Compone
 	return comp
 }
 
-func (c *Checker) forwarder(ctx context.Context, namespace string) *Forwarder {
+// ForwarderStats asks the forwarder pods of namespace for their metrics and readiness.
+func (c *Checker) ForwarderStats(ctx context.Context, namespace string) *Forwarder {
 	fw := &Forwarder{}
 	port := c.MetricsPort
 	if port == 0 {

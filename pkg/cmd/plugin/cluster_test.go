@@ -23,9 +23,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
 )
 
 var (
@@ -400,9 +401,18 @@ func assertGone(t *testing.T, ns string) {
 		}
 	}
 	for _, check := range []func() (int, error){
-		func() (int, error) { l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
-		func() (int, error) { l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
-		func() (int, error) { l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{}); return len(l.Items), err },
+		func() (int, error) {
+			l, err := kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
+		func() (int, error) {
+			l, err := kube.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
+		func() (int, error) {
+			l, err := kube.AppsV1().DaemonSets(ns).List(ctx, metav1.ListOptions{})
+			return len(l.Items), err
+		},
 		func() (int, error) {
 			// Without a controller manager, deleted claims stay terminating.
 			l, err := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
@@ -425,5 +435,37 @@ func assertGone(t *testing.T, ns string) {
 	}
 	if _, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, install.StateConfigMap, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("install record left behind: %v", err)
+	}
+}
+
+func TestTestShellFailuresHaveTheirExitCodes(t *testing.T) {
+	testkit.Need(t, apiServer, noAPIWhy)
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(testkit.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// SOAR does not answer: exit 4, and nothing was created in the cluster.
+	out, _, err := kubectl(t, apiServer.Kubeconfig, "test-shell", "-n", "default", "--phantom-url", "http://127.0.0.1:1", "--phantom-token-file", tokenFile)
+	if plugin.ExitCode(err) != 4 || !strings.Contains(out, "FAILED (soar-unreachable)") || !strings.Contains(out, "Where to look") {
+		t.Errorf("SOAR unreachable: exit %d (%v)\n%s", plugin.ExitCode(err), err, out)
+	}
+	pods, _ := apiServer.Kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=falco-phantom-test-shell"})
+	if len(pods.Items) != 0 {
+		t.Errorf("a test pod was created although SOAR was down")
+	}
+	// The shell cannot be opened: exit 3.
+	out, _, err = kubectl(t, apiServer.Kubeconfig, "test-shell", "-n", "default", "--pod", "no-such-pod", "--phantom-url", soar.URL, "--phantom-token-file", tokenFile, "-o", "json")
+	var res struct {
+		Outcome string `json:"outcome"`
+		Error   string `json:"error"`
+	}
+	if plugin.ExitCode(err) != 3 || json.Unmarshal([]byte(out), &res) != nil || res.Outcome != "exec-failed" || !strings.Contains(res.Error, "no-such-pod") {
+		t.Errorf("no pod: exit %d (%v), result %s", plugin.ExitCode(err), err, out)
+	}
+	// Without an install and without --phantom-url there is nothing to read.
+	_, _, err = kubectl(t, apiServer.Kubeconfig, "test-shell", "--install-namespace", "fp-none")
+	if err == nil || !strings.Contains(err.Error(), "no install found in namespace fp-none") {
+		t.Errorf("no install: %v", err)
 	}
 }

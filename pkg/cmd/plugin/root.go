@@ -13,9 +13,10 @@ import (
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/status"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/uninstall"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/status"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/testshell"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/uninstall"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
@@ -38,6 +39,7 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 
   install     put NATS, Falco, the forwarder (and a mock SOAR) on the cluster
   status      show whether every component runs and alerts reach SOAR
+  test-shell  open a shell in a container and prove its alert became a case
   uninstall   remove what install created
   demo        the whole pipeline on this machine, no cluster needed`,
 		SilenceUsage:  true,
@@ -53,6 +55,7 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 		install.NewCommand(kube, streams, os.Getenv),
 		uninstall.NewCommand(kube, streams),
 		status.NewCommand(kube, streams),
+		testshell.NewCommand(kube, streams, os.Getenv),
 		demo.NewCommand(streams),
 		newVersionCommand(streams.Out),
 	)

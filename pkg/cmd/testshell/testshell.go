@@ -1,0 +1,194 @@
+// Package testshell is the "test-shell" command.
+package testshell
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/shelltest"
+)
+
+// DefaultImage is the image of the pod test-shell creates.
+const DefaultImage = "docker.io/library/busybox:1.37"
+
+type options struct {
+	kube    *genericclioptions.ConfigFlags
+	streams genericiooptions.IOStreams
+	getenv  func(string) string
+	test    shelltest.Options
+	output  output.Format
+
+	phantomURL, phantomUser string
+	passwordFile, tokenFile string
+	insecure                bool
+}
+
+// Failed carries the outcome's exit code after the timeline is printed.
+type Failed struct{ Result *shelltest.Result }
+
+func (f *Failed) Error() string {
+	return fmt.Sprintf("test-shell %s: %s", f.Result.Outcome, f.Result.Error)
+}
+
+// ExitCode is 2 (no alert in SOAR in time), 3 (exec failed) or 4 (SOAR unreachable).
+func (f *Failed) ExitCode() int { return f.Result.Outcome.ExitCode() }
+
+// NewCommand returns the test-shell command.
+func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
+	o := &options{kube: kube, streams: streams, getenv: getenv}
+	cmd := &cobra.Command{
+		Use:   "test-shell",
+		Short: "Open a shell in a container and prove its alert became a case in SOAR",
+		Long: `Open a shell with a terminal in a container, which is what makes Falco raise
+"Terminal shell in container", and wait until SOAR holds a case with that
+alert. The shell's command line carries a unique marker, so its alert is told
+apart from any other. A timeline is printed: shell opened, Falco's event,
+stored in SOAR, and the total latency.
+
+By default a short-lived pod is created (and deleted afterwards) in the
+pipeline's namespace; --pod picks an existing one. SOAR is read the way
+install configured it (the mock through the API server), or at --phantom-url.
+
+Exit codes: 0 passed, 2 no alert in SOAR in time, 3 the shell could not be
+opened, 4 SOAR unreachable. On failure the command says which hop to look at
+(Falco, falcosidekick, NATS, the forwarder) and what it found there.`,
+		Example: `  kubectl falco-phantom test-shell
+  kubectl falco-phantom test-shell -n shop --pod web-7c9f8d5b6-x2kqz -c nginx
+  kubectl falco-phantom test-shell -o json | jq .latencyNanoseconds
+  # keep the shell open, like the original demo's kubectl exec -it ... sh
+  kubectl falco-phantom test-shell --interactive`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.output.Validate(); err != nil {
+				return err
+			}
+			return o.run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	t := &o.test
+	f.StringVar(&t.Pod, "pod", "", "existing pod to open the shell in (default: create a short-lived pod)")
+	f.StringVarP(&t.Container, "container", "c", "", "container of --pod (default: the first)")
+	f.StringVar(&t.Image, "image", DefaultImage, "image of the created pod; it needs /bin/sh")
+	f.BoolVar(&t.KeepPod, "keep-pod", false, "keep the created pod afterwards")
+	f.DurationVar(&t.Timeout, "timeout", 60*time.Second, "how long to wait for the alert in SOAR")
+	f.BoolVar(&t.Interactive, "interactive", false, "keep the shell open for you (needs a terminal)")
+	f.StringVar(&t.InstallNamespace, "install-namespace", install.DefaultNamespace, "namespace of the pipeline (where install put it)")
+	f.StringVar(&o.phantomURL, "phantom-url", "", "read this SOAR instead of the one install configured")
+	f.StringVar(&o.phantomUser, "phantom-user", "", "SOAR user for --phantom-url (with --phantom-password-file or $PHANTOM_PASSWORD)")
+	f.StringVar(&o.passwordFile, "phantom-password-file", "", "file holding the SOAR password")
+	f.StringVar(&o.tokenFile, "phantom-token-file", "", "file holding a SOAR token (or $PHANTOM_TOKEN)")
+	f.BoolVar(&o.insecure, "phantom-insecure-skip-tls-verify", false, "do not verify SOAR's certificate")
+	output.AddFlag(cmd, &o.output)
+	return cmd
+}
+
+func (o *options) run(ctx context.Context) error {
+	c, err := cluster.Connect(o.kube)
+	if err != nil {
+		return err
+	}
+	t := &o.test
+	t.Namespace = t.InstallNamespace
+	if o.kube.Namespace != nil && *o.kube.Namespace != "" {
+		t.Namespace = *o.kube.Namespace
+	}
+	t.In, t.Out = o.streams.In, o.streams.Out
+	if o.output == output.Table {
+		t.Progress = o.streams.ErrOut
+	}
+	if t.SOAR, err = o.soar(ctx, c); err != nil {
+		return err
+	}
+	res, err := (&shelltest.Tester{Kube: c.Kube, Config: c.Config}).Run(ctx, *t)
+	if err != nil {
+		return err
+	}
+	if err := output.Print(o.streams.Out, o.output, res, func(w io.Writer) error { return Timeline(w, res) }); err != nil {
+		return err
+	}
+	if res.Outcome != shelltest.Passed {
+		return &Failed{Result: res}
+	}
+	return nil
+}
+
+func (o *options) soar(ctx context.Context, c *cluster.Cluster) (*shelltest.SOAR, error) {
+	if o.phantomURL == "" {
+		return shelltest.FindSOAR(ctx, c.Kube, c.Config, o.test.InstallNamespace)
+	}
+	auth := phantom.Auth{User: o.phantomUser, Password: o.getenv("PHANTOM_PASSWORD"), Token: o.getenv("PHANTOM_TOKEN")}
+	for _, item := range []struct {
+		file string
+		dst  *string
+	}{{o.passwordFile, &auth.Password}, {o.tokenFile, &auth.Token}} {
+		if item.file == "" {
+			continue
+		}
+		b, err := os.ReadFile(item.file)
+		if err != nil {
+			return nil, err
+		}
+		*item.dst = strings.TrimRight(string(b), "\r\n")
+	}
+	if auth.Empty() {
+		return nil, fmt.Errorf("--phantom-url needs credentials: --phantom-token-file, or --phantom-user with --phantom-password-file")
+	}
+	client, err := shelltest.SOARClient(o.phantomURL, auth, o.insecure)
+	if err != nil {
+		return nil, err
+	}
+	return &shelltest.SOAR{URL: o.phantomURL, Client: client}, nil
+}
+
+// Timeline prints a result for people.
+func Timeline(w io.Writer, r *shelltest.Result) error {
+	verdict := "passed: the alert is a case in SOAR"
+	if r.Outcome != shelltest.Passed {
+		verdict = "FAILED (" + string(r.Outcome) + ")"
+	}
+	fmt.Fprintf(w, "\nTerminal shell in container -> Falco -> NATS -> forwarder -> SOAR: %s\n\n", verdict)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  WHEN\tSTEP\tDETAIL")
+	clock := func(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+	if !r.ShellOpened.IsZero() {
+		fmt.Fprintf(tw, "  %s\tshell opened\t%s/%s (container %s), marker %s\n", clock(r.ShellOpened), r.Namespace, r.Pod, r.Container, r.Marker)
+	}
+	if r.FalcoEvent != nil {
+		fmt.Fprintf(tw, "  %s\tFalco event\tTerminal shell in container (Falco's clock)\n", clock(*r.FalcoEvent))
+	}
+	if r.Stored != nil {
+		fmt.Fprintf(tw, "  %s\tstored in SOAR\tcase %d %q, artifact %d (SOAR's clock)\n", clock(*r.Stored), r.CaseID, r.CaseName, r.ArtifactID)
+	}
+	if r.Found != nil {
+		fmt.Fprintf(tw, "  %s\tseen in SOAR\tby this command, at %s\n", clock(*r.Found), r.SOARURL)
+		fmt.Fprintf(tw, "  total\t%s\tfrom the shell to the case\n", r.Latency.Round(time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Outcome == shelltest.Passed {
+		return nil
+	}
+	fmt.Fprintf(w, "\nerror: %s\n", r.Error)
+	if len(r.Diagnosis) > 0 {
+		fmt.Fprintln(w, "\nWhere to look:")
+		for _, d := range r.Diagnosis {
+			fmt.Fprintf(w, "  - %s\n", d)
+		}
+	}
+	return nil
+}
