@@ -21,6 +21,16 @@ help: ## Show this help.
 demo: ## Run the whole pipeline on this machine (embedded NATS, forwarder, mock SOAR).
 	$(GO) run ./cmd/kubectl-falco_phantom demo
 
+##@ Lab (a Linux machine with Docker)
+
+.PHONY: lab
+lab: ## Create (or reuse) a kind cluster, install everything with the mock SOAR, run test-shell.
+	$(GO) run ./lab/cmd/lab up
+
+.PHONY: lab-down
+lab-down: ## Delete the kind lab cluster.
+	$(GO) run ./lab/cmd/lab down
+
 ##@ Build
 
 .PHONY: images
