@@ -31,9 +31,11 @@ func (o *Options) components() ([]Component, error) {
 			Name: ReleaseMock, Namespace: o.Namespace, Chart: helm.Chart{Files: charts.MockPhantom()}, Values: o.mockValues(),
 		}})
 	}
-	out = append(out, Component{Name: "forwarder", Request: helm.Request{
-		Name: ReleaseForwarder, Namespace: o.Namespace, Chart: helm.Chart{Files: charts.Forwarder()}, Values: o.forwarderValues(),
-	}})
+	if o.Runtime != RuntimeKubeless {
+		out = append(out, Component{Name: "forwarder", Request: helm.Request{
+			Name: ReleaseForwarder, Namespace: o.Namespace, Chart: helm.Chart{Files: charts.Forwarder()}, Values: o.forwarderValues(),
+		}})
+	}
 	if !o.SkipFalco {
 		values, err := o.falcoValues()
 		if err != nil {

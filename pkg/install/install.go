@@ -8,12 +8,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 )
 
@@ -21,6 +24,9 @@ import (
 type Installer struct {
 	Helm helm.Client
 	Kube kubernetes.Interface
+	// Dynamic and APIExt are needed by the Kubeless runtime only.
+	Dynamic dynamic.Interface
+	APIExt  apiextclient.Interface
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 }
@@ -51,6 +57,9 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := in.checkKubeless(o); err != nil {
+		return nil, err
+	}
 	state, err := ReadState(ctx, in.Kube, o.Namespace)
 	if err != nil {
 		return nil, err
@@ -63,6 +72,7 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	state.NamespaceCreated = state.NamespaceCreated || created
+	state.Runtime = o.Runtime
 	o.describe(state)
 	if err := in.applySecrets(ctx, o, state); err != nil {
 		return nil, err
@@ -76,6 +86,13 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Namespace: o.Namespace, NATSURL: o.natsURL(), PhantomURL: o.phantomURL()}
 	for _, c := range comps {
+		if c.Name == "falco" && o.Runtime == RuntimeKubeless {
+			// The function first, so that Falco's first alerts find it.
+			if err := in.applyKubeless(ctx, o, state); err != nil {
+				_ = writeState(ctx, in.Kube, o.Namespace, state)
+				return res, err
+			}
+		}
 		in.progress("• %s: applying %s as release %s/%s", c.Name, c.Request.Chart, o.Namespace, c.Request.Name)
 		rel, err := in.Helm.Apply(ctx, c.Request)
 		if err != nil {
@@ -88,6 +105,15 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 				return res, err
 			}
 		}
+	}
+	if o.Runtime == RuntimeKubeless && o.SkipFalco {
+		if err := in.applyKubeless(ctx, o, state); err != nil {
+			_ = writeState(ctx, in.Kube, o.Namespace, state)
+			return res, err
+		}
+	}
+	if err := writeState(ctx, in.Kube, o.Namespace, state); err != nil {
+		return res, err
 	}
 	res.Took = time.Since(start)
 	return res, nil
@@ -226,6 +252,14 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	objs = append(objs, cm)
+	if o.Runtime == RuntimeKubeless {
+		for _, crd := range kubeless.CRDs() {
+			objs = append(objs, crd)
+		}
+		for _, obj := range o.kubelessObjects() {
+			objs = append(objs, obj.Object)
+		}
+	}
 	for _, obj := range objs {
 		if err := add(obj); err != nil {
 			return "", err

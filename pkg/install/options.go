@@ -84,10 +84,20 @@ type Options struct {
 	PhantomCA    []byte
 	PhantomLabel string
 
-	Subject           string
+	Subject string
+	// Subjects are the Kubeless runtime's trigger topics (one trigger
+	// each); empty means Subject.
+	Subjects          []string
 	ForwarderReplicas int
 	GroupWindow       time.Duration
 	KEDA              bool
+
+	// Runtime is RuntimeDefault or RuntimeKubeless.
+	Runtime string
+	// InstallKubeless also deploys Kubeless's controllers (only where they
+	// can run), from KubelessManifests.
+	InstallKubeless   bool
+	KubelessManifests []string
 
 	// ImageRegistry replaces the registry of every image (offline clusters).
 	ImageRegistry string
@@ -105,6 +115,7 @@ func Defaults() Options {
 		Namespace: DefaultNamespace, NATSReplicas: 1, NATSChart: DefaultNATSChart, FalcoDriver: "auto",
 		FalcoChart: DefaultFalcoChart, MockPersistence: true, PhantomLabel: "events", Subject: "falco.>",
 		ForwarderReplicas: 1, GroupWindow: 5 * time.Minute, ImageTag: version.Version, Wait: true, Timeout: 5 * time.Minute,
+		Runtime: RuntimeDefault, KubelessManifests: DefaultKubelessManifests,
 	}
 }
 
@@ -161,11 +172,28 @@ func (o *Options) Validate() error {
 			add("--falco-set %q: want key=value", s)
 		}
 	}
-	cfg := forwarder.Defaults()
-	cfg.NATS.Subject = o.Subject
-	cfg.Phantom.BaseURL, cfg.Phantom.Auth = "https://placeholder.invalid", phantom.Auth{Token: "x"}
-	if err := cfg.Validate(); err != nil {
-		add("--subject %q: %v", o.Subject, err)
+	switch o.Runtime {
+	case RuntimeDefault:
+		if len(o.Subjects) > 1 {
+			add("--subject was given %d times: the forwarder consumes one subject (use a wildcard such as falco.>); several are for --runtime kubeless", len(o.Subjects))
+		}
+		if o.InstallKubeless {
+			add("--install-kubeless goes with --runtime kubeless")
+		}
+	case RuntimeKubeless:
+		if o.KEDA || o.ForwarderReplicas != 1 {
+			add("--keda and --forwarder-replicas apply to the default runtime, not to --runtime kubeless")
+		}
+	default:
+		add("--runtime %q: want default or kubeless", o.Runtime)
+	}
+	for _, subject := range o.subjects() {
+		cfg := forwarder.Defaults()
+		cfg.NATS.Subject = subject
+		cfg.Phantom.BaseURL, cfg.Phantom.Auth = "https://placeholder.invalid", phantom.Auth{Token: "x"}
+		if err := cfg.Validate(); err != nil {
+			add("--subject %q: %v", subject, err)
+		}
 	}
 	if o.ForwarderReplicas < 1 && !o.KEDA {
 		add("--forwarder-replicas must be at least 1 (or use --keda to scale from zero)")

@@ -36,6 +36,11 @@ func TestRenderGolden(t *testing.T) {
 			o.InsecureSkipTLSVerify, o.Subject, o.ForwarderReplicas, o.KEDA = true, "falco.*.*", 3, true
 			o.ImageRegistry, o.GroupWindow, o.Namespace = "registry.internal:5000", 2*time.Minute, "security"
 		}},
+		{"kubeless", func(o *install.Options) {
+			o.Runtime, o.PhantomURL = install.RuntimeKubeless, "https://soar.example.com"
+			o.PhantomAuth = phantom.Auth{User: "admin", Password: "secret-token-never-printed"}
+			o.Subjects = []string{"falco.*.*", "falco.error.>"}
+		}},
 		{"existing-secret", func(o *install.Options) {
 			o.PhantomURL, o.PhantomSecret, o.PhantomLabel = "https://soar.example.com", "soar-creds", "falco"
 		}},

@@ -33,10 +33,14 @@ type State struct {
 	// CredentialsSecret holds the forwarder's SOAR credentials.
 	CredentialsSecret string `json:"credentialsSecret"`
 	// CASecret holds CA certificates to trust for SOAR, if any.
-	CASecret              string    `json:"caSecret,omitempty"`
-	InsecureSkipTLSVerify bool      `json:"insecureSkipTLSVerify,omitempty"`
-	Version               string    `json:"installedBy"`
-	Updated               time.Time `json:"updated"`
+	CASecret              string `json:"caSecret,omitempty"`
+	InsecureSkipTLSVerify bool   `json:"insecureSkipTLSVerify,omitempty"`
+	// Runtime of the forwarder; the Kubeless objects and CRDs install created.
+	Runtime         string    `json:"runtime,omitempty"`
+	KubelessObjects []string  `json:"kubelessObjects,omitempty"`
+	KubelessCRDs    []string  `json:"kubelessCRDs,omitempty"`
+	Version         string    `json:"installedBy"`
+	Updated         time.Time `json:"updated"`
 }
 
 // Has reports whether component was installed.
@@ -45,6 +49,18 @@ func (s *State) Has(component string) bool { return slices.Contains(s.Components
 func (s *State) add(component string) {
 	if !s.Has(component) {
 		s.Components = append(s.Components, component)
+	}
+}
+
+func (s *State) addCRD(name string) {
+	if !slices.Contains(s.KubelessCRDs, name) {
+		s.KubelessCRDs = append(s.KubelessCRDs, name)
+	}
+}
+
+func (s *State) addKubelessObject(ref string) {
+	if !slices.Contains(s.KubelessObjects, ref) {
+		s.KubelessObjects = append(s.KubelessObjects, ref)
 	}
 }
 

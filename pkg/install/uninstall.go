@@ -39,6 +39,11 @@ func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
 	}
 	keep := func(c string) bool { return (c == "nats" && o.KeepNATS) || (c == "falco" && o.KeepFalco) }
 	var errs []error
+	if err := in.deleteKubeless(ctx, o.Namespace, state); err != nil {
+		errs = append(errs, err)
+	} else {
+		state.KubelessObjects, state.KubelessCRDs = nil, nil
+	}
 	for _, c := range []string{"falco", "forwarder", "mockphantom", "nats"} {
 		if !state.Has(c) || keep(c) {
 			continue

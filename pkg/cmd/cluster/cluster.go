@@ -5,9 +5,12 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -18,9 +21,11 @@ import (
 
 // Cluster is a connection to the current context's cluster.
 type Cluster struct {
-	Config *rest.Config
-	Kube   kubernetes.Interface
-	Helm   helm.Client
+	Config  *rest.Config
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	APIExt  apiextclient.Interface
+	Helm    helm.Client
 	// Namespace is -n when given, else install.DefaultNamespace.
 	Namespace string
 	// Host is the API server address, for messages.
@@ -38,11 +43,19 @@ func Connect(flags *genericclioptions.ConfigFlags) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	ext, err := apiextclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	ns := install.DefaultNamespace
 	if flags.Namespace != nil && *flags.Namespace != "" {
 		ns = *flags.Namespace
 	}
-	return &Cluster{Config: cfg, Kube: kube, Helm: helm.New(flags, nil), Namespace: ns, Host: cfg.Host}, nil
+	return &Cluster{Config: cfg, Kube: kube, Dynamic: dyn, APIExt: ext, Helm: helm.New(flags, nil), Namespace: ns, Host: cfg.Host}, nil
 }
 
 // explain maps kubeconfig errors to one line saying what to fix.
@@ -56,4 +69,9 @@ func explain(err error) error {
 		return fmt.Errorf("invalid kubeconfig: %v", err)
 	}
 	return fmt.Errorf("kubeconfig: %w", err)
+}
+
+// Installer is an installer on this cluster, printing progress to w.
+func (c *Cluster) Installer(w io.Writer) *install.Installer {
+	return &install.Installer{Helm: c.Helm, Kube: c.Kube, Dynamic: c.Dynamic, APIExt: c.APIExt, Progress: w}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
 )
 
 type options struct {
@@ -100,7 +101,10 @@ values show in the process list.`,
 	f.StringVar(&o.falcoChart, "falco-chart", "", "Falco chart: a local folder or .tgz, or an oci:// reference (offline clusters)")
 	f.StringVar(&o.falcoChartVer, "falco-chart-version", "", "Falco chart version (default "+install.DefaultFalcoChart.Version+")")
 	f.StringVar(&o.falcoRepo, "falco-chart-repo", install.DefaultFalcoChart.RepoURL, "chart repository of Falco (e.g. an internal mirror)")
-	f.StringVar(&v.Subject, "subject", v.Subject, "NATS subject the forwarder consumes; the original falco.*.* works")
+	f.StringArrayVar(&v.Subjects, "subject", nil, "NATS subject the forwarder consumes (default falco.>; the original falco.*.* works); with --runtime kubeless, repeat it for one trigger each")
+	f.StringVar(&v.Runtime, "runtime", v.Runtime, "how the forwarder runs: default (a Deployment consuming NATS JetStream) or kubeless (a Kubeless Function behind NATSTriggers, the original shape)")
+	f.BoolVar(&v.InstallKubeless, "install-kubeless", false, "with --runtime kubeless, also deploy Kubeless's controllers (only possible on Kubernetes older than 1.22)")
+	f.StringArrayVar(&v.KubelessManifests, "kubeless-manifest", v.KubelessManifests, "Kubeless release manifests (file or URL) for --install-kubeless")
 	f.IntVar(&v.ForwarderReplicas, "forwarder-replicas", v.ForwarderReplicas, "forwarder replicas (they share one durable consumer)")
 	f.DurationVar(&v.GroupWindow, "group-window", v.GroupWindow, "alerts of one rule in one container within this time share a case; 0 = a case per alert")
 	f.BoolVar(&v.KEDA, "keda", false, "scale the forwarder with the NATS backlog, down to zero (needs KEDA)")
@@ -117,6 +121,11 @@ values show in the process list.`,
 // credentials from files or the environment.
 func (o *options) complete(cmd *cobra.Command) error {
 	v := &o.o
+	if len(v.Subjects) == 1 {
+		v.Subject, v.Subjects = v.Subjects[0], nil
+	} else if len(v.Subjects) > 1 {
+		v.Subject = v.Subjects[0]
+	}
 	v.NATSChart = chartSource(install.DefaultNATSChart, o.natsChart, o.natsChartVersion, o.natsRepo)
 	v.FalcoChart = chartSource(install.DefaultFalcoChart, o.falcoChart, o.falcoChartVer, o.falcoRepo)
 	if o.phantomPassword != "" || o.phantomToken != "" {
@@ -187,35 +196,40 @@ func (o *options) run(ctx context.Context) error {
 	if o.kube.Namespace != nil && *o.kube.Namespace != "" {
 		o.o.Namespace = *o.kube.Namespace
 	}
-	if err := o.o.Validate(); err != nil {
+	return Apply(ctx, o.kube, o.streams, o.o)
+}
+
+// Apply installs (or with DryRun prints) o on the cluster of kube; the
+// playbook command uses it too.
+func Apply(ctx context.Context, kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, o install.Options) error {
+	if err := o.Validate(); err != nil {
 		return err
 	}
-	if o.o.DryRun {
+	if o.DryRun {
 		// Rendering needs no cluster.
-		in := &install.Installer{Helm: helm.New(o.kube, nil)}
-		out, err := in.Render(ctx, o.o)
+		in := &install.Installer{Helm: helm.New(kube, nil)}
+		out, err := in.Render(ctx, o)
 		if err != nil {
 			return err
 		}
-		_, err = io.WriteString(o.streams.Out, out)
+		_, err = io.WriteString(streams.Out, out)
 		return err
 	}
-	c, err := cluster.Connect(o.kube)
+	c, err := cluster.Connect(kube)
 	if err != nil {
 		return err
 	}
-	if err := install.Preflight(ctx, c.Kube, o.o); err != nil {
+	if err := install.Preflight(ctx, c.Kube, o); err != nil {
 		return fmt.Errorf("%s: %w", c.Host, err)
 	}
-	in := &install.Installer{Helm: c.Helm, Kube: c.Kube, Progress: o.streams.ErrOut}
-	res, err := in.Install(ctx, o.o)
+	res, err := c.Installer(streams.ErrOut).Install(ctx, o)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return errors.New("interrupted; run install again to finish (it upgrades in place), or uninstall")
 		}
 		return err
 	}
-	return summary(o.streams.Out, res, o.o)
+	return summary(streams.Out, res, o)
 }
 
 func summary(w io.Writer, res *install.Result, o install.Options) error {
@@ -231,6 +245,9 @@ func summary(w io.Writer, res *install.Result, o install.Options) error {
 	fmt.Fprintf(w, "\nAlerts flow: falcosidekick -> %s -> forwarder -> %s\n", res.NATSURL, res.PhantomURL)
 	fmt.Fprintf(w, "Check it:    kubectl falco-phantom status -n %s\n", res.Namespace)
 	fmt.Fprintf(w, "Prove it:    kubectl falco-phantom test-shell -n %s\n", res.Namespace)
+	if o.Runtime == install.RuntimeKubeless {
+		fmt.Fprintf(w, "Kubeless:    Function %s and its NATSTriggers in %s (see docs/kubeless.md)\n", kubeless.FunctionName, res.Namespace)
+	}
 	if o.MockPhantom {
 		fmt.Fprintf(w, "Mock SOAR:   kubectl -n %s port-forward svc/%s 8080, then open http://127.0.0.1:8080/\n", res.Namespace, install.ReleaseMock)
 		fmt.Fprintf(w, "             user admin, password: kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d\n", res.Namespace, install.SecretMock)

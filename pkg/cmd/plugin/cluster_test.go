@@ -21,12 +21,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
 )
 
 var (
@@ -469,3 +473,86 @@ func TestTestShellFailuresHaveTheirExitCodes(t *testing.T) {
 		t.Errorf("no install: %v", err)
 	}
 }
+
+func TestKubelessRuntime(t *testing.T) {
+	testkit.Need(t, apiServer, noAPIWhy)
+	ctx := context.Background()
+	kube, kc := apiServer.Kube, apiServer.Kubeconfig
+	dyn, err := dynamic.NewForConfig(apiServer.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Kubeless's controllers cannot run on this (1.37) API server: refused
+	// before anything is created.
+	_, _, err = kubectl(t, kc, "install", "-n", "fp-kubeless-refused", "--runtime", "kubeless", "--install-kubeless", "--mock-phantom", "--skip-falco", "--wait=false")
+	if err == nil || !strings.Contains(err.Error(), "cannot run on Kubernetes 1.37") || !strings.Contains(err.Error(), "default runtime") {
+		t.Fatalf("--install-kubeless on 1.37: %v, want a refusal pointing to the default runtime", err)
+	}
+	if _, err := kube.CoreV1().Namespaces().Get(ctx, "fp-kubeless-refused", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused install created its namespace: %v", err)
+	}
+
+	// The original command line: the Function and one trigger per topic.
+	const ns = "fp-kubeless"
+	_, progress, err := kubectl(t, kc, "playbook", "deploy", "-n", ns, "-p", "phantom", "-e", "PHANTOM_USER=user", "-e", "PHANTOM_PASSWORD=xxxXxxxX",
+		"-e", "PHANTOM_BASE_URL=https://phantom.example.com", "-t", "falco.*.*", "-t", "falco.error.>", "--nats-url", "nats://nats.nats-io:4222")
+	if err != nil {
+		t.Fatalf("playbook deploy: %v\n%s", err, progress)
+	}
+	for _, name := range []string{"functions.kubeless.io", "natstriggers.kubeless.io"} {
+		if _, err := dynamic.NewForConfigOrDie(apiServer.Config).Resource(crdGVR).Get(ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("CRD %s: %v", name, err)
+		}
+	}
+	fn, err := dyn.Resource(kubeless.Functions).Namespace(ns).Get(ctx, kubeless.FunctionName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("Function: %v", err)
+	}
+	container, _, _ := unstructured.NestedSlice(fn.Object, "spec", "deployment", "spec", "template", "spec", "containers")
+	c0 := container[0].(map[string]any)
+	env := map[string]string{}
+	for _, e := range c0["env"].([]any) {
+		m := e.(map[string]any)
+		env[m["name"].(string)] = fmt.Sprint(m["value"])
+	}
+	if !strings.Contains(fmt.Sprint(c0["image"]), "falco-phantom-forwarder") || fmt.Sprint(c0["args"]) != "[--mode=function --listen=:8080]" ||
+		env["PHANTOM_BASE_URL"] != "https://phantom.example.com" || env["PHANTOM_PASSWORD_FILE"] != "/etc/falco-phantom/soar/password" {
+		t.Errorf("Function container: image %v args %v env %v", c0["image"], c0["args"], env)
+	}
+	b, _ := json.Marshal(fn.Object)
+	if strings.Contains(string(b), "xxxXxxxX") {
+		t.Error("the Function holds the password")
+	}
+	assertOnlyIn(t, ns, "xxxXxxxX", install.SecretSOAR)
+	for i, topic := range []string{"falco.*.*", "falco.error.>"} {
+		tr, err := dyn.Resource(kubeless.NATSTriggers).Namespace(ns).Get(ctx, kubeless.TriggerName(i), metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("trigger %d: %v", i, err)
+		}
+		got, _, _ := unstructured.NestedString(tr.Object, "spec", "topic")
+		sel, _, _ := unstructured.NestedStringMap(tr.Object, "spec", "functionSelector", "matchLabels")
+		if got != topic || sel["function"] != kubeless.FunctionName {
+			t.Errorf("trigger %d: topic %q selector %v", i, got, sel)
+		}
+	}
+	// No forwarder Deployment: the Function replaces it.
+	if _, err := kube.AppsV1().Deployments(ns).Get(ctx, install.ReleaseForwarder, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a forwarder Deployment exists beside the Function: %v", err)
+	}
+
+	if _, progress, err := kubectl(t, kc, "uninstall", "-n", ns); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, progress)
+	}
+	if _, err := dyn.Resource(kubeless.Functions).Namespace(ns).Get(ctx, kubeless.FunctionName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Function left behind: %v", err)
+	}
+	// CRD deletion finishes once the API server has removed the instances.
+	if crd, err := dyn.Resource(crdGVR).Get(ctx, "functions.kubeless.io", metav1.GetOptions{}); err == nil && crd.GetDeletionTimestamp() == nil {
+		t.Error("the CRD install created is left behind")
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		t.Error(err)
+	}
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}

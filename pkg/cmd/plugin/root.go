@@ -14,6 +14,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/playbook"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/status"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/testshell"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/uninstall"
@@ -41,7 +42,8 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
   status      show whether every component runs and alerts reach SOAR
   test-shell  open a shell in a container and prove its alert became a case
   uninstall   remove what install created
-  demo        the whole pipeline on this machine, no cluster needed`,
+  demo        the whole pipeline on this machine, no cluster needed
+  playbook    the original deploy_playbook command line (Kubeless)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// kubectl passes plugin names with underscores; show ours with a dash.
@@ -56,6 +58,7 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 		uninstall.NewCommand(kube, streams),
 		status.NewCommand(kube, streams),
 		testshell.NewCommand(kube, streams, os.Getenv),
+		playbook.NewCommand(kube, streams),
 		demo.NewCommand(streams),
 		newVersionCommand(streams.Out),
 	)

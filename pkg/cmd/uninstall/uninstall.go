@@ -32,7 +32,7 @@ created it. Anything else in the namespace is left alone.`,
 				return err
 			}
 			o.Namespace = c.Namespace
-			in := &install.Installer{Helm: c.Helm, Kube: c.Kube, Progress: streams.ErrOut}
+			in := c.Installer(streams.ErrOut)
 			if err := in.Uninstall(cmd.Context(), o); err != nil {
 				return err
 			}
