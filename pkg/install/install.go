@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -72,7 +73,6 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	state.NamespaceCreated = state.NamespaceCreated || created
-	state.Runtime = o.Runtime
 	o.describe(state)
 	if err := in.applySecrets(ctx, o, state); err != nil {
 		return nil, err
@@ -199,6 +199,7 @@ func (in *Installer) applySecrets(ctx context.Context, o Options, state *State) 
 // describe records the options in the install record.
 func (o *Options) describe(s *State) {
 	s.NATSURL, s.PhantomURL, s.Mock, s.InsecureSkipTLSVerify = o.natsURL(), o.phantomURL(), o.MockPhantom, o.InsecureSkipTLSVerify
+	s.Runtime = o.Runtime
 	s.CredentialsSecret, s.CASecret = SecretSOAR, ""
 	if o.PhantomSecret != "" {
 		s.CredentialsSecret = o.PhantomSecret
@@ -220,7 +221,17 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 	}
 	var docs []string
 	add := func(obj any) error {
-		b, err := yaml.Marshal(obj)
+		// Through JSON to a map, so that empty status fields are left out.
+		j, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(j, &m); err != nil {
+			return err
+		}
+		delete(m, "status")
+		b, err := yaml.Marshal(m)
 		if err != nil {
 			return err
 		}
