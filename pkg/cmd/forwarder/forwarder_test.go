@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
+	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
 )
 
@@ -85,5 +90,75 @@ func TestVersionAndReplayCommands(t *testing.T) {
 	err := forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL()}, &out, &out, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "dead-letter stream") {
 		t.Errorf("replay without a dead-letter stream: %v, want an error naming it", err)
+	}
+}
+
+// TLS to SOAR is verified unless VERIFY_SSL=false: a self-signed SOAR is
+// refused (with the fix named), trusted with PHANTOM_CA_FILE, and reached
+// without verification when the user turns it off.
+func TestVerifySSL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tlsCfg, caPEM, err := mockphantom.SelfSignedTLS([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := mockphantom.New(ctx, mockphantom.Config{DBPath: filepath.Join(t.TempDir(), "db"), Token: testkit.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	run, err := mockphantom.Serve(ctx, srv, "127.0.0.1:0", tlsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Close() })
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := testkit.StartNATS(t)
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantReady string // "" for ready
+	}{
+		{"verified, untrusted", map[string]string{}, "PHANTOM_CA_FILE"},
+		{"verified with the CA", map[string]string{"PHANTOM_CA_FILE": caFile}, ""},
+		{"verification off", map[string]string{"VERIFY_SSL": "false"}, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"PHANTOM_BASE_URL": run.URL, "PHANTOM_TOKEN": testkit.Token, "NATS_URL": n.URL(),
+				"LISTEN_ADDR": "", "NATS_CONSUMER": fmt.Sprintf("c%d", i)}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			cfg := fw.Defaults()
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			finish := cfg.BindFlags(fs, func(k string) string { return env[k] })
+			if err := finish(); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Listen = ""
+			f, err := fw.New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- f.Run(runCtx) }()
+			defer func() { cancel(); <-done }()
+			testkit.WaitFor(t, 15*time.Second, func() error {
+				err := f.Ready()
+				switch {
+				case tt.wantReady == "":
+					return err
+				case err == nil || !strings.Contains(err.Error(), tt.wantReady):
+					return fmt.Errorf("Ready() = %v, want an error naming %s", err, tt.wantReady)
+				}
+				return nil
+			})
+		})
 	}
 }
