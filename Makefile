@@ -13,7 +13,7 @@ FUZZ_TIME ?= 30s
 
 .PHONY: help
 help: ## Show this help.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 ##@ Try it
 
@@ -62,11 +62,35 @@ build: ## Build the plugin, its completion helper, the forwarder and the mock SO
 ##@ Test
 
 # The API server tests need kube-apiserver and etcd, built from the Go module
-# proxy by lab/tools/build.sh (minutes the first time, then cached).
+# proxy by lab/tools/build.sh (minutes the first time, then cached). The
+# end-to-end suite runs on a real one-node cluster (the hostlab) and needs
+# root and a few Debian packages: without them it skips and says why, unless
+# FALCO_PHANTOM_REQUIRE_HOSTLAB=1 (CI) makes it fail.
 .PHONY: test
-test: ## Run every test CI runs (builds the API server test tools first).
+test: ## Run every test CI runs: unit and API server tests, then the end-to-end suite.
 	@assets=$$(bash lab/tools/build.sh kube-apiserver etcd) && \
 	KUBEBUILDER_ASSETS=$$assets FALCO_PHANTOM_REQUIRE_ENVTEST=1 $(GO) test $(TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory e2e
+
+E2E_FLAGS ?= -count=1 -timeout 30m
+
+# The Kubernetes node binaries are built only where the suite can run (root).
+.PHONY: e2e
+e2e: ## Run the end-to-end suite on a fresh hostlab (root; see docs/development.md).
+	@if [ "$$(id -u)" = 0 ]; then tools=$$(bash lab/tools/build.sh) || exit 1; else tools=; fi; \
+	echo "== e2e: go test -tags e2e ./lab/e2e (a real one-node cluster on this machine)"; \
+	FALCO_PHANTOM_TOOLS_DIR=$$tools $(GO) test -tags e2e -v $(E2E_FLAGS) ./lab/e2e
+
+##@ Lab: a real one-node Kubernetes on this machine (root)
+
+.PHONY: hostlab-up
+hostlab-up: ## Start the hostlab with this checkout's images, and print its kubeconfig.
+	@tools=$$(bash lab/tools/build.sh) && $(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && \
+	$(BIN)/hostlab up --tools "$$tools" --lab-images --tag $(VERSION)
+
+.PHONY: hostlab-down
+hostlab-down: ## Stop the hostlab and remove everything it created (also after a crash).
+	@$(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && $(BIN)/hostlab down
 
 .PHONY: tools
 tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (see lab/tools/README.md).
@@ -82,8 +106,9 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 	$(GO) test ./pkg/falco -run '^$$' -fuzz '^FuzzSubject$$' -fuzztime $(FUZZ_TIME)
 
 .PHONY: bench
-bench: ## Run the benchmarks and print their numbers (never part of CI's gate).
+bench: ## Run the micro-benchmarks and the end-to-end harness (lab/bench); prints numbers, gates nothing. Smaller: BENCH_FLAGS="-events 20000 -duration 5s".
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./lab/bench $(BENCH_FLAGS)
 
 .PHONY: lint
 lint: ## Check formatting and vet the code.

@@ -17,6 +17,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/cli"
+	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/registry"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -105,6 +106,11 @@ func (s *sdk) config(namespace string) (*action.Configuration, error) {
 	cfg := new(action.Configuration)
 	if err := cfg.Init(s.getter, namespace, "secret", s.logf); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
+	}
+	// Objects without a namespace go to the release's, as with `helm -n`
+	// (Init leaves the kube client on the kubeconfig's namespace).
+	if kc, ok := cfg.KubeClient.(*kube.Client); ok {
+		kc.Namespace = namespace
 	}
 	reg, err := registry.NewClient(registry.ClientOptCredentialsFile(s.settings.RegistryConfig), registry.ClientOptEnableCache(true))
 	if err != nil {

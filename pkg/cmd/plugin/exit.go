@@ -9,8 +9,12 @@ type ExitCoder interface {
 	ExitCode() int
 }
 
-// ExitCode returns the exit code for err: its own when it has one, else 1.
+// ExitCode returns the exit code for err: 0 for none, its own when it has
+// one, else 1.
 func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
 	var ec ExitCoder
 	if errors.As(err, &ec) {
 		return ec.ExitCode()
