@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -250,6 +251,103 @@ func isStringListObject(b []byte) bool {
 			i = skipSpace(b, i+1)
 		default:
 			return false
+		}
+	}
+}
+
+// skipValue returns the index after the value starting at b[i] (after
+// spaces). b must be valid JSON.
+func skipValue(b []byte, i int) int {
+	i = skipSpace(b, i)
+	switch byteAt(b, i) {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// eachMember calls fn with the key and the raw value of each member of
+// the object b, in order. b must be valid JSON. Keys are decoded as
+// encoding/json decodes them.
+func eachMember(b []byte, fn func(key string, val json.RawMessage)) {
+	i := skipSpace(b, 0) + 1 // after '{'
+	for {
+		i = skipSpace(b, i)
+		if byteAt(b, i) != '"' {
+			return // '}'
+		}
+		end := skipString(b, i)
+		key := decodeKey(b[i:end])
+		i = skipSpace(b, skipSpace(b, end)+1) // after ':'
+		valEnd := skipValue(b, i)
+		fn(key, b[i:valEnd])
+		if i = skipSpace(b, valEnd); byteAt(b, i) == ',' {
+			i++
+		}
+	}
+}
+
+// eachElement calls fn with each element of the list b, in order. b must
+// be valid JSON.
+func eachElement(b []byte, fn func(val json.RawMessage)) {
+	i := skipSpace(b, skipSpace(b, 0)+1) // after '['
+	for byteAt(b, i) != ']' && i < len(b) {
+		end := skipValue(b, i)
+		if end <= i {
+			return // not valid JSON after all: stop rather than loop
+		}
+		fn(b[i:end])
+		if i = skipSpace(b, end); byteAt(b, i) == ',' {
+			i = skipSpace(b, i+1)
+		}
+	}
+}
+
+func decodeKey(quoted []byte) string {
+	if inner := quoted[1 : len(quoted)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner)
+	}
+	var k string
+	_ = json.Unmarshal(quoted, &k) // valid JSON: cannot fail
+	return k
+}
+
+// setField stores val in the field of the struct that key names, as
+// encoding/json would: the exact name first, else one that matches
+// without regard to case. names lists the fields; field returns the one
+// with an exact name, or nil.
+func setField(key string, val json.RawMessage, names []string, field func(string) *json.RawMessage) {
+	if f := field(key); f != nil {
+		*f = val
+		return
+	}
+	for _, name := range names {
+		if strings.EqualFold(name, key) {
+			*field(name) = val
+			return
 		}
 	}
 }

@@ -2,6 +2,7 @@ package mockphantom
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -21,6 +22,51 @@ type artifactIn struct {
 	RunAutomation json.RawMessage `json:"run_automation"`
 	StartTime     json.RawMessage `json:"start_time"`
 	EndTime       json.RawMessage `json:"end_time"`
+}
+
+var artifactInNames = []string{"container_id", "name", "label", "severity", "cef", "cef_types", "data",
+	"source_data_identifier", "type", "tags", "run_automation", "start_time", "end_time"}
+
+// field returns the field named key exactly, or nil.
+func (in *artifactIn) field(key string) *json.RawMessage {
+	switch key {
+	case "container_id":
+		return &in.ContainerID
+	case "name":
+		return &in.Name
+	case "label":
+		return &in.Label
+	case "severity":
+		return &in.Severity
+	case "cef":
+		return &in.CEF
+	case "cef_types":
+		return &in.CEFTypes
+	case "data":
+		return &in.Data
+	case "source_data_identifier":
+		return &in.SDI
+	case "type":
+		return &in.Type
+	case "tags":
+		return &in.Tags
+	case "run_automation":
+		return &in.RunAutomation
+	case "start_time":
+		return &in.StartTime
+	case "end_time":
+		return &in.EndTime
+	}
+	return nil
+}
+
+// decodeArtifactIn fills in from the valid JSON object b. Unlike
+// json.Unmarshal it neither checks nor copies b again; the fields refer
+// into b.
+func decodeArtifactIn(b []byte) artifactIn {
+	var in artifactIn
+	eachMember(b, func(key string, val json.RawMessage) { setField(key, val, artifactInNames, in.field) })
+	return in
 }
 
 // artifactItem is one posted artifact: valid (err nil) or not.
@@ -89,34 +135,38 @@ func (o artifactOutcome) answer() artifactAnswer {
 // raw is not a JSON list. Items that are not valid artifacts come back
 // with their error.
 func (s *Server) parseArtifactList(raw []byte, inline bool) ([]artifactItem, error) {
-	// Fast path: decode the whole list in one pass. It fails if some item
-	// is not an object; then each item is decoded on its own so that only
-	// the broken ones fail.
-	var ins []artifactIn
-	if err := json.Unmarshal(raw, &ins); err == nil {
-		items := make([]artifactItem, len(ins))
-		for i := range ins {
-			items[i].art, items[i].err = s.checkArtifact(&ins[i], inline)
+	if !json.Valid(raw) {
+		return nil, errors.New("not valid JSON")
+	}
+	return s.parseValidArtifactList(raw, inline)
+}
+
+// parseValidArtifactList is parseArtifactList for raw known to be valid
+// JSON, such as the inline artifacts of a checked container.
+func (s *Server) parseValidArtifactList(raw []byte, inline bool) ([]artifactItem, error) {
+	if jsonKind(raw) != '[' {
+		return nil, errors.New("not a JSON list")
+	}
+	items := make([]artifactItem, 0, 64)
+	eachElement(raw, func(el json.RawMessage) {
+		var it artifactItem
+		if jsonKind(el) != '{' {
+			it.err = badInput("an artifact must be a JSON object")
+		} else {
+			in := decodeArtifactIn(el)
+			it.art, it.err = s.checkArtifact(&in, inline)
 		}
-		return items, nil
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(raw, &raws); err != nil {
-		return nil, err
-	}
-	items := make([]artifactItem, len(raws))
-	for i, r := range raws {
-		items[i].art, items[i].err = s.parseArtifact(r, inline)
-	}
+		items = append(items, it)
+	})
 	return items, nil
 }
 
 // parseArtifact validates one artifact object.
 func (s *Server) parseArtifact(raw json.RawMessage, inline bool) (newArtifact, error) {
-	var in artifactIn
-	if jsonKind(raw) != '{' || json.Unmarshal(raw, &in) != nil {
+	if jsonKind(raw) != '{' || !json.Valid(raw) {
 		return newArtifact{}, badInput("an artifact must be a JSON object")
 	}
+	in := decodeArtifactIn(raw)
 	return s.checkArtifact(&in, inline)
 }
 

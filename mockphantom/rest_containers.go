@@ -30,6 +30,49 @@ type containerIn struct {
 	Artifacts     json.RawMessage `json:"artifacts"`
 }
 
+var containerInNames = []string{"name", "label", "description", "severity", "sensitivity", "status",
+	"source_data_identifier", "start_time", "end_time", "data", "tags", "owner_id", "run_automation",
+	"custom_fields", "external_id", "artifacts"}
+
+// field returns the field named key exactly, or nil.
+func (in *containerIn) field(key string) *json.RawMessage {
+	switch key {
+	case "name":
+		return &in.Name
+	case "label":
+		return &in.Label
+	case "description":
+		return &in.Description
+	case "severity":
+		return &in.Severity
+	case "sensitivity":
+		return &in.Sensitivity
+	case "status":
+		return &in.Status
+	case "source_data_identifier":
+		return &in.SDI
+	case "start_time":
+		return &in.StartTime
+	case "end_time":
+		return &in.EndTime
+	case "data":
+		return &in.Data
+	case "tags":
+		return &in.Tags
+	case "owner_id":
+		return &in.OwnerID
+	case "run_automation":
+		return &in.RunAutomation
+	case "custom_fields":
+		return &in.CustomFields
+	case "external_id":
+		return &in.ExternalID
+	case "artifacts":
+		return &in.Artifacts
+	}
+	return nil
+}
+
 // containerCreated is the answer to a successful POST /rest/container.
 type containerCreated struct {
 	Success   bool             `json:"success"`
@@ -53,9 +96,11 @@ func (s *Server) parseContainer(body []byte) (newContainer, []artifactItem, erro
 		c   newContainer
 		err error
 	)
-	if err := json.Unmarshal(body, &in); err != nil {
+	// One check of the whole body; the fields then refer into it.
+	if jsonKind(body) != '{' || !json.Valid(body) {
 		return c, nil, badInput("request body is not a valid JSON object")
 	}
+	eachMember(body, func(key string, val json.RawMessage) { setField(key, val, containerInNames, in.field) })
 	if isNull(in.Name) {
 		return c, nil, badInput("name is required")
 	}
@@ -122,7 +167,7 @@ func (s *Server) parseContainer(body []byte) (newContainer, []artifactItem, erro
 		if in.Artifacts[0] != '[' {
 			return c, nil, badInput("artifacts must be a list of artifact objects")
 		}
-		if inline, err = s.parseArtifactList(in.Artifacts, true); err != nil {
+		if inline, err = s.parseValidArtifactList(in.Artifacts, true); err != nil {
 			return c, nil, badInput("artifacts must be a list of artifact objects")
 		}
 	}

@@ -47,6 +47,11 @@ type Config struct {
 	Listen string
 	// DrainTimeout bounds how long a SIGTERM waits for events in flight.
 	DrainTimeout time.Duration
+	// FunctionTimeout bounds how long a function call (function mode)
+	// waits for SOAR before it is answered 503. A Kubeless trigger that
+	// hears 503 logs a failure; the event may still be stored later
+	// (stores are idempotent, a resend does no harm).
+	FunctionTimeout time.Duration
 }
 
 // PhantomConfig says how to reach SOAR.
@@ -105,11 +110,12 @@ func Defaults() Config {
 			DeadLetterSubject: "falcophantom.deadletter", DeadLetterStream: "FALCO_PHANTOM_DEADLETTER",
 			GroupBucket: "falco_phantom_groups",
 		},
-		GroupWindow:  5 * time.Minute,
-		BatchSize:    256,
-		Workers:      2,
-		Listen:       ":8081",
-		DrainTimeout: 20 * time.Second,
+		GroupWindow:     5 * time.Minute,
+		BatchSize:       256,
+		Workers:         2,
+		Listen:          ":8081",
+		DrainTimeout:    20 * time.Second,
+		FunctionTimeout: 25 * time.Second,
 	}
 }
 
@@ -182,7 +188,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, getenv func(string) string) func()
 	fs.StringVar(&n.URL, "nats-url", envStr("NATS_URL", n.URL), "NATS server URL(s), comma separated [NATS_URL]")
 	fs.StringVar(&n.Subject, "nats-subject", envStr("NATS_SUBJECT", n.Subject), "subject to consume; falco.*.* works too [NATS_SUBJECT]")
 	mode := string(n.Mode)
-	fs.StringVar(&mode, "mode", envStr("NATS_MODE", mode), "jetstream (durable, default) or core (plain subscription) [NATS_MODE]")
+	fs.StringVar(&mode, "mode", envStr("NATS_MODE", mode), "jetstream (durable, default), core (plain subscription) or function (Kubeless runtime: HTTP on --listen, default :8080) [NATS_MODE]")
 	fs.StringVar(&n.CredsFile, "nats-creds-file", envStr("NATS_CREDS_FILE", ""), "NATS credentials file [NATS_CREDS_FILE]")
 	fs.StringVar(&n.Stream, "stream", envStr("NATS_STREAM", n.Stream), "JetStream stream holding Falco events [NATS_STREAM]")
 	subjects := envStr("NATS_STREAM_SUBJECTS", strings.Join(n.StreamSubjects, ","))
@@ -198,9 +204,14 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, getenv func(string) string) func()
 	fs.IntVar(&c.Workers, "workers", envInt("WORKERS", c.Workers), "batches in flight at once [WORKERS]")
 	fs.StringVar(&c.Listen, "listen", envStr("LISTEN_ADDR", c.Listen), "address of /healthz, /readyz and /metrics; empty turns them off [LISTEN_ADDR]")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long SIGTERM waits for events in flight")
+	fs.DurationVar(&c.FunctionTimeout, "function-timeout", c.FunctionTimeout, "function mode: how long a call waits for SOAR before it is answered 503")
 
 	return func() error {
 		c.NATS.Mode = Mode(mode)
+		if c.NATS.Mode == ModeFunction && !fs.Changed("listen") && getenv("LISTEN_ADDR") == "" {
+			// The Kubeless runtime contract: port 8080, or FUNC_PORT.
+			c.Listen = ":" + envStr("FUNC_PORT", "8080")
+		}
 		c.NATS.StreamSubjects = splitList(subjects)
 		return errors.Join(errs...)
 	}
@@ -243,8 +254,12 @@ func (c *Config) Validate() error {
 	}
 	switch c.NATS.Mode {
 	case ModeJetStream, ModeCore:
+	case ModeFunction:
+		if c.Listen == "" {
+			errs = append(errs, errors.New("function mode needs an address to listen on (--listen, default :8080)"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("mode %q: want jetstream or core", c.NATS.Mode))
+		errs = append(errs, fmt.Errorf("mode %q: want jetstream, core or function", c.NATS.Mode))
 	}
 	if err := validSubject(c.NATS.Subject, true); err != nil {
 		errs = append(errs, fmt.Errorf("NATS subject: %w", err))

@@ -78,7 +78,7 @@ func TestConfigErrorsSayWhatToFix(t *testing.T) {
 		{"no credentials", map[string]string{"PHANTOM_BASE_URL": "https://soar.example.com"}, nil, "no SOAR credentials"},
 		{"bad verify", with("VERIFY_SSL", "maybe"), nil, "VERIFY_SSL"},
 		{"bad window", with("GROUP_WINDOW", "soon"), nil, "GROUP_WINDOW"},
-		{"bad mode", ok, []string{"--mode", "kafka"}, "want jetstream or core"},
+		{"bad mode", ok, []string{"--mode", "kafka"}, "want jetstream, core or function"},
 		{"bad subject", with("NATS_SUBJECT", "falco.>.x"), nil, "last token"},
 		{"loop", ok, []string{"--dead-letter-subject", "falco.dead"}, "loop"},
 		{"workers", with("WORKERS", "0"), nil, "workers 0"},

@@ -50,30 +50,70 @@ func (e *DeadLetterError) Error() string {
 
 // deadLetterSink keeps undeliverable events.
 type deadLetterSink interface {
-	put(ctx context.Context, m *Message, dl *DeadLetterError) error
+	// put keeps ms[i] as a dead letter for dls[i] and returns one error
+	// per message, nil for those it kept.
+	put(ctx context.Context, ms []*Message, dls []*DeadLetterError) []error
 }
 
 // natsDeadLetters publishes dead letters to NATS. With a JetStream context
-// the publish is confirmed by the dead-letter stream before the original is
-// acknowledged; in core mode it is a plain publish.
+// each publish is confirmed by the dead-letter stream before the original
+// is acknowledged; in core mode it is a plain publish.
 type natsDeadLetters struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream // nil in core mode
 	prefix string
 }
 
-func (d *natsDeadLetters) put(ctx context.Context, m *Message, dl *DeadLetterError) error {
-	msg := deadLetterMsg(d.prefix, m, dl)
-	if d.js != nil {
-		if _, err := d.js.PublishMsg(ctx, msg); err != nil {
-			return fmt.Errorf("publish dead letter to %s: %w", msg.Subject, err)
+// deadLetterAckWait bounds the wait for the dead-letter stream to confirm
+// a batch of dead letters.
+const deadLetterAckWait = 10 * time.Second
+
+// put publishes the whole batch before waiting for the confirmations, so
+// that a flood of bad events costs one round trip per batch, not one per
+// event.
+func (d *natsDeadLetters) put(ctx context.Context, ms []*Message, dls []*DeadLetterError) []error {
+	errs := make([]error, len(ms))
+	if d.js == nil {
+		for i, m := range ms {
+			msg := deadLetterMsg(d.prefix, m, dls[i])
+			if err := d.nc.PublishMsg(msg); err != nil {
+				errs[i] = fmt.Errorf("publish dead letter to %s: %w", msg.Subject, err)
+			}
 		}
-		return nil
+		return errs
 	}
-	if err := d.nc.PublishMsg(msg); err != nil {
-		return fmt.Errorf("publish dead letter to %s: %w", msg.Subject, err)
+	futures := make([]jetstream.PubAckFuture, len(ms))
+	for i, m := range ms {
+		msg := deadLetterMsg(d.prefix, m, dls[i])
+		f, err := d.js.PublishMsgAsync(msg)
+		if err != nil {
+			errs[i] = fmt.Errorf("publish dead letter to %s: %w", msg.Subject, err)
+			continue
+		}
+		futures[i] = f
 	}
-	return nil
+	timeout := time.NewTimer(deadLetterAckWait)
+	defer timeout.Stop()
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = fmt.Errorf("publish dead letter to %s: %w", f.Msg().Subject, err)
+		case <-timeout.C:
+			for j := i; j < len(futures); j++ {
+				if futures[j] != nil && errs[j] == nil {
+					errs[j] = fmt.Errorf("publish dead letter to %s: no confirmation within %s", futures[j].Msg().Subject, deadLetterAckWait)
+				}
+			}
+			return errs
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+	}
+	return errs
 }
 
 func deadLetterMsg(prefix string, m *Message, dl *DeadLetterError) *nats.Msg {

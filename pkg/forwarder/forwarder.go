@@ -33,6 +33,8 @@ type Forwarder struct {
 	metrics *Metrics
 	client  *phantom.Client
 
+	budget *byteBudget // bytes of events in flight
+
 	ready atomic.Bool // the source is consuming
 	// probeErr is what the last check of SOAR found (nil: fine).
 	probeErr atomic.Pointer[error]
@@ -60,7 +62,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SOAR client: %w", err)
 	}
-	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client}, nil
+	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newByteBudget(maxInFlightBytes)}, nil
 }
 
 func credentials(c PhantomConfig) phantom.Credentials {
@@ -76,6 +78,9 @@ func (f *Forwarder) Metrics() *Metrics { return f.metrics }
 // Consuming reports whether the forwarder takes events from NATS (whether
 // or not SOAR accepts them).
 func (f *Forwarder) Consuming() bool {
+	if f.cfg.NATS.Mode == ModeFunction {
+		return f.ready.Load()
+	}
 	nc := f.nc.Load()
 	return nc != nil && f.ready.Load() && nc.IsConnected()
 }
@@ -85,6 +90,10 @@ func (f *Forwarder) Consuming() bool {
 func (f *Forwarder) Ready() error {
 	nc := f.nc.Load()
 	switch {
+	case f.cfg.NATS.Mode == ModeFunction:
+		if !f.ready.Load() {
+			return errors.New("not serving function calls yet")
+		}
 	case nc == nil || !f.ready.Load():
 		return errors.New("not consuming from NATS yet")
 	case !nc.IsConnected():
@@ -131,7 +140,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	}
 
 	var srv *http.Server
-	if cfg.Listen != "" {
+	// In function mode the function's own server answers health and metrics.
+	if cfg.Listen != "" && cfg.NATS.Mode != ModeFunction {
 		ln, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			return fmt.Errorf("listen for health and metrics on %s: %w", cfg.Listen, err)
@@ -149,19 +159,24 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	defer stopProbe()
 	go f.probe(probeCtx)
 
-	nc, err := f.connect()
-	if err != nil {
-		return err
-	}
-	f.nc.Store(nc)
-	defer nc.Close()
-
-	src, err := f.openSource(ctx, nc)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	var src *source
+	var nc *nats.Conn
+	if cfg.NATS.Mode == ModeFunction {
+		src = f.functionSource()
+	} else {
+		var err error
+		if nc, err = f.connect(); err != nil {
+			return err
 		}
-		return err
+		f.nc.Store(nc)
+		defer nc.Close()
+		if src, err = f.openSource(ctx, nc); err != nil {
+			if ctx.Err() != nil {
+				f.log.Info("forwarder stopped before it consumed anything")
+				return nil
+			}
+			return err
+		}
 	}
 	f.pipe.Store(src.pipe)
 
@@ -206,8 +221,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		}
 		break
 	}
-	if err := nc.Drain(); err != nil {
-		f.log.Warn("NATS drain", "error", err)
+	if nc != nil {
+		if err := nc.Drain(); err != nil {
+			f.log.Warn("NATS drain", "error", err)
+		}
 	}
 	f.log.Info("forwarder stopped", "given_back", given)
 	return runErr

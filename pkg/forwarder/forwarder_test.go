@@ -46,6 +46,21 @@ func baseConfig(natsURL, soarURL string) forwarder.Config {
 
 func startForwarder(t *testing.T, cfg forwarder.Config) *running {
 	t.Helper()
+	r := launchForwarder(t, cfg)
+	// Consuming, not Ready: SOAR may be meant to refuse (see the tests of
+	// set-up problems).
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		if !r.fw.Consuming() {
+			return fmt.Errorf("forwarder not consuming yet")
+		}
+		return nil
+	})
+	return r
+}
+
+// launchForwarder starts a forwarder without waiting for it to be ready.
+func launchForwarder(t *testing.T, cfg forwarder.Config) *running {
+	t.Helper()
 	logs := &testkit.Buffer{}
 	fw, err := forwarder.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
@@ -67,8 +82,12 @@ func startForwarder(t *testing.T, cfg forwarder.Config) *running {
 		})
 		return runErr
 	}
-	t.Cleanup(func() { _ = stop() })
-	testkit.WaitFor(t, 10*time.Second, fw.Ready)
+	t.Cleanup(func() {
+		_ = stop()
+		if t.Failed() {
+			t.Logf("forwarder logs:\n%s", tailLines(logs.String(), 60))
+		}
+	})
 	return &running{fw: fw, logs: logs, stop: stop}
 }
 
@@ -211,7 +230,11 @@ func TestResentAndRedeliveredEventsAreStoredOnce(t *testing.T) {
 	t.Parallel()
 	n := testkit.StartNATS(t)
 	soar := testkit.StartPhantom(t, mockphantom.Config{})
-	fw := startForwarder(t, baseConfig(n.URL(), soar.URL))
+	// A message JetStream handed to the first forwarder's last pull request
+	// just as it stopped comes back after AckWait: keep that short.
+	cfg := baseConfig(n.URL(), soar.URL)
+	cfg.NATS.AckWait = 5 * time.Second
+	fw := startForwarder(t, cfg)
 	nc := connect(t, n.URL())
 	ev := shell("cccccccccccc", "r1", time.Now().UTC())
 	publish(t, nc, ev)
@@ -226,8 +249,8 @@ func TestResentAndRedeliveredEventsAreStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, nc, ev)
-	fw2 := startForwarder(t, baseConfig(n.URL(), soar.URL))
-	testkit.WaitFor(t, 10*time.Second, func() error {
+	fw2 := startForwarder(t, cfg)
+	testkit.WaitFor(t, 20*time.Second, func() error {
 		if got := metric(t, fw2.fw, forwarder.MetricDelivered, `outcome="existing"`); got < 1 {
 			return fmt.Errorf("redelivery not seen yet")
 		}

@@ -63,10 +63,16 @@ var cefFields = []cefField{
 // Artifact turns one event into a SOAR artifact. raw is the event as it
 // arrived; it is kept in the artifact's data when not too large.
 func Artifact(ev *falco.Event, raw []byte) phantom.Artifact {
+	return artifact(ev, raw, ev.ID(), json.Valid(raw))
+}
+
+// artifact is Artifact for an event whose ID is known; valid says whether
+// raw is valid JSON (it is when falco.Parse accepted it).
+func artifact(ev *falco.Event, raw []byte, id string, valid bool) phantom.Artifact {
 	cef := map[string]any{
 		"falcoRule":     bound(ev.Rule, maxCEFValueLen),
 		"falcoPriority": ev.Priority.String(),
-		"falcoEventId":  ev.ID(),
+		"falcoEventId":  id,
 		"falcoOutput":   bound(ev.Output, maxCEFValueLen),
 		"eventTime":     phantom.FormatTime(ev.Time),
 	}
@@ -97,11 +103,11 @@ func Artifact(ev *falco.Event, raw []byte) phantom.Artifact {
 		Label:                "falco",
 		Type:                 "falco event",
 		Severity:             Severity(ev.Priority),
-		SourceDataIdentifier: "falco-event-" + ev.ID(),
+		SourceDataIdentifier: "falco-event-" + id,
 		StartTime:            phantom.FormatTime(ev.Time),
 		CEF:                  cef,
 		CEFTypes:             types,
-		Data:                 rawData(ev, raw),
+		Data:                 rawData(ev, raw, id, valid),
 		Tags:                 boundTags(ev.Tags),
 	}
 }
@@ -117,7 +123,7 @@ func Container(ev *falco.Event, raw []byte, label, sdi string) *phantom.Containe
 		Status:               "new",
 		SourceDataIdentifier: sdi,
 		StartTime:            phantom.FormatTime(ev.Time),
-		Data:                 rawData(ev, raw),
+		Data:                 rawData(ev, raw, ev.ID(), json.Valid(raw)),
 		Tags:                 boundTags(ev.Tags),
 	}
 }
@@ -133,16 +139,16 @@ func imageOf(ev *falco.Event) string {
 	return repo
 }
 
-// rawData keeps the event as it arrived (it is a JSON object, Parse checked
-// that), or a note when it is too large to store.
-func rawData(ev *falco.Event, raw []byte) json.RawMessage {
-	if len(raw) <= maxRawData && json.Valid(raw) {
+// rawData keeps the event as it arrived (a JSON object when Parse accepted
+// it: valid), or a note when it is too large to store or not JSON.
+func rawData(ev *falco.Event, raw []byte, id string, valid bool) json.RawMessage {
+	if len(raw) <= maxRawData && valid {
 		return raw
 	}
 	note, _ := json.Marshal(map[string]any{
 		"truncated":  true,
 		"size":       len(raw),
-		"event_id":   ev.ID(),
+		"event_id":   id,
 		"rule":       bound(ev.Rule, maxNameLen),
 		"output_cut": bound(ev.Output, 4096),
 	})

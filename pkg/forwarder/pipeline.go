@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,46 +54,97 @@ type item struct {
 // process settles every message of the batch: stored in SOAR or dead-
 // lettered, retrying as long as it takes. It returns early only when ctx
 // ends; the messages not settled then are given back.
-func (p *pipeline) process(ctx context.Context, batch []*Message) {
+//
+// Batches are parsed and delivered in parallel, but their alerts are
+// assigned to incidents in the order the batches were taken: process waits
+// for prev to be closed before grouping and closes grouped after. An alert
+// that anchored an incident before an earlier alert of the same incident
+// was grouped would otherwise split the incident in two cases.
+func (p *pipeline) process(ctx context.Context, batch []*Message, prev <-chan struct{}, grouped chan<- struct{}) {
 	p.metrics.received.Add(float64(len(batch)))
 	items := make([]*item, 0, len(batch))
+	var bad []*Message
+	var why []*DeadLetterError
 	for _, m := range batch {
-		if it := p.prepare(ctx, m); it != nil {
-			items = append(items, it)
+		it, dl := p.prepare(m)
+		if dl != nil {
+			bad, why = append(bad, m), append(why, dl)
+			continue
 		}
+		items = append(items, it)
 	}
+	p.deadLetterAll(ctx, bad, why)
+	<-prev
+	p.group(ctx, items)
+	close(grouped)
 	p.deliverAll(ctx, items)
 }
 
-// prepare parses a message; what cannot be parsed is dead-lettered.
-func (p *pipeline) prepare(ctx context.Context, m *Message) *item {
+// group assigns each item to its incident's case. An item it cannot assign
+// (the anchor store is unavailable) is assigned when it is retried.
+func (p *pipeline) group(ctx context.Context, items []*item) {
+	for _, it := range items {
+		if cse, err := p.grouper.caseFor(ctx, it.ev); err == nil {
+			it.cse = cse
+		}
+	}
+}
+
+// prepare parses a message; what cannot be parsed is to be dead-lettered
+// for the reason it returns.
+func (p *pipeline) prepare(m *Message) (*item, *DeadLetterError) {
 	ev, err := falco.Parse(m.Data)
 	if err != nil {
 		reason := ReasonInvalidEvent
 		if errors.Is(err, falco.ErrTooLarge) {
 			reason = ReasonTooLarge
 		}
-		p.deadLetter(ctx, m, &DeadLetterError{Reason: reason, Detail: err.Error()})
-		return nil
+		return nil, &DeadLetterError{Reason: reason, Detail: err.Error()}
 	}
-	return &item{msg: m, ev: ev, art: Artifact(ev, m.Data)}
+	// Parse accepted m.Data, so it is valid JSON.
+	return &item{msg: m, ev: ev, art: artifact(ev, m.Data, ev.ID(), true)}, nil
 }
 
 // deadLetter keeps m as a dead letter, retrying until the sink takes it.
 func (p *pipeline) deadLetter(ctx context.Context, m *Message, dl *DeadLetterError) {
-	for attempt := 1; ; attempt++ {
-		err := p.deadLetters.put(ctx, m, dl)
-		if err == nil {
+	p.deadLetterAll(ctx, []*Message{m}, []*DeadLetterError{dl})
+}
+
+// deadLetterAll keeps ms[i] as a dead letter for dls[i], retrying those
+// the sink could not take until it takes them. When ctx ends first, those
+// are given back.
+func (p *pipeline) deadLetterAll(ctx context.Context, ms []*Message, dls []*DeadLetterError) {
+	for attempt := 1; len(ms) > 0; attempt++ {
+		errs := p.deadLetters.put(ctx, ms, dls)
+		var failed []*Message
+		var failedWhy []*DeadLetterError
+		var firstErr error
+		for i, err := range errs {
+			if err != nil {
+				failed, failedWhy = append(failed, ms[i]), append(failedWhy, dls[i])
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			m, dl := ms[i], dls[i]
 			p.metrics.deadLettered.WithLabelValues(dl.Reason).Inc()
 			p.log.Warn("event dead-lettered", "reason", dl.Reason, "error", dl.Detail, "subject", m.Subject, "bytes", len(m.Data))
 			m.done(dl)
+		}
+		if len(failed) == 0 {
 			return
 		}
-		p.log.Error("cannot store dead letter; holding the event", "error", err, "attempt", attempt)
-		if !p.wait(ctx, backoff(attempt, false), []*item{{msg: m}}) {
-			m.nak()
+		p.log.Error("cannot store dead letters; holding the events", "error", firstErr, "events", len(failed), "attempt", attempt)
+		held := make([]*item, len(failed))
+		for i, m := range failed {
+			held[i] = &item{msg: m}
+		}
+		if !p.wait(ctx, backoff(attempt, false), held) {
+			for _, m := range failed {
+				m.nak()
+			}
 			return
 		}
+		ms, dls = failed, failedWhy
 	}
 }
 

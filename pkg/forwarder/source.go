@@ -154,7 +154,8 @@ func (f *Forwarder) jetStreamSource(js jetstream.JetStream, p *pipeline) *source
 				mu.Unlock()
 				return nil
 			}
-			it, err = cons.Messages(jetstream.PullMaxMessages(f.cfg.BatchSize * 2))
+			it, err = cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(f.cfg.BatchSize*2, pullBytes(js.Conn().MaxPayload())),
+				jetstream.PullExpiry(pullExpiry), jetstream.PullHeartbeat(pullHeartbeat))
 			mu.Unlock()
 			if err != nil {
 				f.log.Warn("cannot consume", "error", err)
@@ -180,7 +181,7 @@ func (f *Forwarder) jetStreamSource(js jetstream.JetStream, p *pipeline) *source
 func (f *Forwarder) pump(ctx context.Context, it jetstream.MessagesContext, cons jetstream.Consumer, out chan<- *Message) error {
 	lastCheck := time.Now()
 	for {
-		msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+		msg, err := it.Next(jetstream.NextMaxWait(pumpWait))
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -190,10 +191,15 @@ func (f *Forwarder) pump(ctx context.Context, it jetstream.MessagesContext, cons
 		case err != nil:
 			return err
 		default:
-			select {
-			case out <- jetStreamMessage(msg):
-			case <-ctx.Done():
+			m := jetStreamMessage(msg)
+			if !f.budget.admit(ctx, m) {
 				_ = msg.Nak()
+				return nil
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				m.nak()
 				return nil
 			}
 		}
@@ -206,6 +212,33 @@ func (f *Forwarder) pump(ctx context.Context, it jetstream.MessagesContext, cons
 			}
 		}
 	}
+}
+
+// A pull request lives pullExpiry, and while it waits the server sends a
+// heartbeat every pullHeartbeat. The iterator notices two missed heartbeats
+// (a request lost with the server or the consumer leader that held it, as
+// when a cluster node stops) and asks again, but only within one Next call:
+// pumpWait must be longer than two heartbeats. With nats.go's defaults (30 s
+// and 15 s) the check never fired and such a consumer stalled for good.
+const (
+	pullExpiry    = 10 * time.Second
+	pullHeartbeat = 2 * time.Second
+	pumpWait      = 5 * time.Second
+)
+
+// minPullBytes bounds what one pull request may bring when NATS's
+// max_payload is small; see pullBytes.
+const minPullBytes = 16 << 20
+
+// pullBytes bounds the bytes one pull request asks for. Without a bound, a
+// burst of large events (up to max_payload each, times the messages asked
+// for) piles up in the server's buffer for this connection until the
+// server drops it as a slow consumer, and every event in flight waits
+// AckWait. The bound must hold the largest message with its subjects, or
+// the consumer stalls; it stays well below the 64 MiB a subscription may
+// buffer, since a new request can start before the last one is consumed.
+func pullBytes(maxPayload int64) int {
+	return int(max(minPullBytes, maxPayload+1<<20))
 }
 
 func jetStreamMessage(msg jetstream.Msg) *Message {
@@ -234,8 +267,12 @@ func (f *Forwarder) coreSource(nc *nats.Conn) *source {
 		mu.Lock()
 		var err error
 		sub, err = nc.QueueSubscribe(f.cfg.NATS.Subject, f.cfg.NATS.Queue, func(m *nats.Msg) {
+			msg := &Message{Subject: m.Subject, Data: m.Data, Received: time.Now()}
+			if !f.budget.admit(ctx, msg) {
+				return
+			}
 			select {
-			case out <- &Message{Subject: m.Subject, Data: m.Data, Received: time.Now()}:
+			case out <- msg:
 			case <-ctx.Done():
 			}
 		})
@@ -284,5 +321,73 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-time.After(d):
 		return true
+	}
+}
+
+// maxInFlightBytes bounds the bytes of the events taken from NATS and not
+// settled yet (waiting for a worker, or being delivered). Real alerts are a
+// few kilobytes, so only a burst of hostile, oversized events reaches it.
+const maxInFlightBytes = 32 << 20
+
+// byteBudget bounds the bytes of events in flight; see admit.
+type byteBudget struct {
+	mu      sync.Mutex
+	used    int
+	limit   int
+	waiting bool
+	freed   chan struct{} // closed when bytes are given back to a waiter
+}
+
+func newByteBudget(limit int) *byteBudget {
+	return &byteBudget{limit: limit, freed: make(chan struct{})}
+}
+
+// admit waits until m's bytes fit in the budget (a message larger than the
+// whole budget waits for all of it) and makes settling m give them back.
+// It returns false when ctx ends first.
+func (b *byteBudget) admit(ctx context.Context, m *Message) bool {
+	n := min(len(m.Data), b.limit)
+	for {
+		b.mu.Lock()
+		if b.used+n <= b.limit {
+			b.used += n
+			b.mu.Unlock()
+			break
+		}
+		b.waiting = true
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { b.release(n) }) }
+	done, nak := m.Done, m.Nak
+	m.Done = func(err error) {
+		if done != nil {
+			done(err)
+		}
+		release()
+	}
+	m.Nak = func() {
+		if nak != nil {
+			nak()
+		}
+		release()
+	}
+	return true
+}
+
+func (b *byteBudget) release(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	if b.waiting {
+		b.waiting = false
+		close(b.freed)
+		b.freed = make(chan struct{})
 	}
 }

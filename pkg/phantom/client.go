@@ -369,7 +369,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	var body io.Reader
 	if in != nil {
-		b, err := json.Marshal(in)
+		b, err := encodeBody(in)
 		if err != nil {
 			return 0, &Error{Kind: KindRejected, Err: fmt.Errorf("encode request: %w", err)}
 		}

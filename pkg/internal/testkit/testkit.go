@@ -38,7 +38,7 @@ func StartNATS(t testing.TB) *NATS {
 	t.Helper()
 	n := &NATS{t: t, opts: server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true, MaxPayload: 8 << 20,
+		NoLog: true, NoSigs: true, MaxPayload: 16 << 20, // room for 10 MB hostile events
 	}}
 	n.Start()
 	// Keep the same port across restarts.
