@@ -97,65 +97,89 @@ func Parse(data []byte) (*Event, error) {
 	if data[0] != '{' {
 		return nil, &ParseError{Reason: "not a JSON object (is Falco's json_output enabled?)"}
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, &ParseError{Reason: "malformed JSON: " + err.Error()}
+	// One pass: a decoder into the known fields, numbers kept as written.
+	var w struct {
+		Time         *string        `json:"time"`
+		Rule         *string        `json:"rule"`
+		Priority     *string        `json:"priority"`
+		Source       *string        `json:"source"`
+		Hostname     *string        `json:"hostname"`
+		Output       *string        `json:"output"`
+		UUID         *string        `json:"uuid"`
+		Tags         []string       `json:"tags"`
+		OutputFields map[string]any `json:"output_fields"`
 	}
-	ev := &Event{}
-	var err error
-	if ev.Rule, err = stringField(raw, "rule", true); err != nil {
-		return nil, err
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&w); err != nil {
+		return nil, decodeError(err)
 	}
-	if strings.TrimSpace(ev.Rule) == "" {
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
+		return nil, &ParseError{Reason: "malformed JSON: data after the object"}
+	}
+	if w.Rule == nil {
+		return nil, &ParseError{Field: "rule", Reason: "is missing"}
+	}
+	if strings.TrimSpace(*w.Rule) == "" {
 		return nil, &ParseError{Field: "rule", Reason: "is empty"}
 	}
-	optional := []struct {
-		key string
-		dst *string
-	}{{"output", &ev.Output}, {"source", &ev.Source}, {"hostname", &ev.Hostname}, {"uuid", &ev.UUID}}
-	for _, f := range optional {
-		if *f.dst, err = stringField(raw, f.key, false); err != nil {
-			return nil, err
-		}
-	}
-	if ev.Priority, err = parsePriorityField(raw, ev.Output); err != nil {
+	ev := &Event{Rule: *w.Rule, Source: deref(w.Source), Hostname: deref(w.Hostname), Output: deref(w.Output), UUID: deref(w.UUID), Tags: w.Tags}
+	var err error
+	if ev.Priority, err = parsePriority(deref(w.Priority), ev.Output); err != nil {
 		return nil, err
 	}
-	if ev.Time, err = parseTimeField(raw); err != nil {
-		return nil, err
+	if w.Time == nil {
+		return nil, &ParseError{Field: "time", Reason: "is missing"}
 	}
-	if ev.Tags, err = parseTags(raw); err != nil {
-		return nil, err
+	if ev.Time, err = time.Parse(time.RFC3339Nano, *w.Time); err != nil {
+		return nil, &ParseError{Field: "time", Reason: fmt.Sprintf("want RFC 3339 time, got %q", truncate(*w.Time, 64))}
 	}
-	if ev.OutputFields, err = parseFields(raw); err != nil {
+	if ev.OutputFields, err = fields(w.OutputFields); err != nil {
 		return nil, err
 	}
 	return ev, nil
 }
 
-func stringField(raw map[string]json.RawMessage, key string, required bool) (string, error) {
-	v, ok := raw[key]
-	if !ok || string(v) == "null" {
-		if required {
-			return "", &ParseError{Field: key, Reason: "is missing"}
+// decodeError turns a decoding error into a ParseError naming the field.
+func decodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field, _, _ := strings.Cut(te.Field, ".")
+		want := map[string]string{"tags": "a list of strings", "output_fields": "an object"}[field]
+		if want == "" {
+			want = "a string"
 		}
-		return "", nil
+		return &ParseError{Field: field, Reason: "want " + want + ", got " + kindName(te.Value)}
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		return "", &ParseError{Field: key, Reason: "want a string, got " + jsonKind(v)}
-	}
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return s, nil
+	return &ParseError{Reason: "malformed JSON: " + err.Error()}
 }
 
-func parsePriorityField(raw map[string]json.RawMessage, output string) (Priority, error) {
-	name, err := stringField(raw, "priority", false)
-	if err != nil {
-		return 0, err
+// kindName names a JSON kind as encoding/json reports it ("number 42",
+// "object", "array", "bool", "string").
+func kindName(v string) string {
+	switch {
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "object":
+		return "an object"
+	case v == "array":
+		return "a list"
+	case v == "bool":
+		return "a boolean"
+	case v == "string":
+		return "a string"
 	}
+	return v
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func parsePriority(name, output string) (Priority, error) {
 	if name == "" {
 		if _, p, _, ok := SplitOutput(output); ok {
 			return p, nil
@@ -169,84 +193,23 @@ func parsePriorityField(raw map[string]json.RawMessage, output string) (Priority
 	return p, nil
 }
 
-func parseTimeField(raw map[string]json.RawMessage) (time.Time, error) {
-	s, err := stringField(raw, "time", true)
-	if err != nil {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, &ParseError{Field: "time", Reason: fmt.Sprintf("want RFC 3339 time, got %q", truncate(s, 64))}
-	}
-	return t, nil
-}
-
-func parseTags(raw map[string]json.RawMessage) ([]string, error) {
-	v, ok := raw["tags"]
-	if !ok || string(v) == "null" {
-		return nil, nil
-	}
-	var tags []string
-	if err := json.Unmarshal(v, &tags); err != nil {
-		return nil, &ParseError{Field: "tags", Reason: "want a list of strings, got " + jsonKind(v)}
-	}
-	return tags, nil
-}
-
-func parseFields(raw map[string]json.RawMessage) (Fields, error) {
-	v, ok := raw["output_fields"]
-	if !ok || string(v) == "null" {
-		return Fields{}, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(v, &m); err != nil {
-		return nil, &ParseError{Field: "output_fields", Reason: "want an object, got " + jsonKind(v)}
-	}
+// fields keeps scalar output fields as they are and lists or objects as
+// compact JSON.
+func fields(m map[string]any) (Fields, error) {
 	out := make(Fields, len(m))
-	for k, val := range m {
-		switch val[0] {
-		case 'n':
-			out[k] = nil
-		case 't', 'f':
-			out[k] = val[0] == 't'
-		case '"':
-			var s string
-			if err := json.Unmarshal(val, &s); err != nil {
+	for k, v := range m {
+		switch v.(type) {
+		case []any, map[string]any:
+			b, err := json.Marshal(v)
+			if err != nil {
 				return nil, &ParseError{Field: "output_fields." + k, Reason: err.Error()}
 			}
-			out[k] = s
-		case '{', '[':
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, val); err != nil {
-				return nil, &ParseError{Field: "output_fields." + k, Reason: err.Error()}
-			}
-			out[k] = json.RawMessage(buf.Bytes())
+			out[k] = json.RawMessage(b)
 		default:
-			out[k] = json.Number(val)
+			out[k] = v
 		}
 	}
 	return out, nil
-}
-
-// jsonKind names the JSON type of a raw value for error messages.
-func jsonKind(v json.RawMessage) string {
-	if len(v) == 0 {
-		return "nothing"
-	}
-	switch v[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "a list"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
 }
 
 // SplitOutput splits Falco's output line "HH:MM:SS.nnnnnnnnn: Priority text"

@@ -342,3 +342,17 @@ func TestShellEventParsesBack(t *testing.T) {
 		t.Error("k8s fields present without a namespace")
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "sidekick-terminal-shell.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

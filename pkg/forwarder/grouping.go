@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -19,27 +21,37 @@ import (
 
 // Incident grouping.
 //
-// Alerts of one rule in one container (on one node) form an incident. The
-// first alert of an incident sets its anchor, the alert's time; an alert
-// belongs to the incident with the latest anchor a such that
-// a <= t < a + window, and when there is none it anchors a new incident.
-// The case's source_data_identifier is derived from the incident key and
-// its anchor, so every replica, and every redelivery of the same alert,
-// arrives at the same case.
+// Alerts of one rule in one container (on one node) form an incident. Its
+// first alert opens its case; the case's source_data_identifier is derived
+// from the incident key and that alert's time (the anchor), so every
+// replica, and every redelivery of the same alert, arrives at the same case.
 //
-// Why this rule: once an alert has been assigned, no anchor created later
-// can change the assignment (a new anchor in (a, t] would itself lie inside
-// a's window and therefore never be created), so a redelivered alert always
-// lands in the case it landed in before. Anchors live in a store shared by
-// the replicas (a JetStream key-value bucket), changed only by
-// compare-and-set; in core mode they live in memory.
+// Each incident key keeps a list of points: times known to belong to a
+// case. An alert at t joins
+//  1. the case of the latest point p with p <= t < p + window; else
+//  2. the case of the earliest point p with t < p < t + window (an alert
+//     that arrives after a later one of its incident: a redelivery, another
+//     replica), and t is added as a point of that case; else
+//  3. a new case anchored at t, and t is added as its point.
+//
+// Why this is stable: an assignment by rule 1 cannot change, because a
+// point in (p, t] would itself be covered by p and is never added; an
+// assignment by rule 2 adds t itself as a point, so a redelivery finds it
+// by rule 1. Points live in a store shared by the replicas (a JetStream
+// key-value bucket), changed only by compare-and-set; in core mode they
+// live in memory. A replica may answer rule 1 from the points it last
+// read (no point can appear later in (p, t]); rules 2 and 3 always go
+// through the store.
 
-// anchorHistory bounds the anchors kept per incident key. Redeliveries of
-// alerts older than the oldest kept anchor may open a new case.
+// pointHistory bounds the points kept per incident key. Redeliveries of
+// alerts older than the oldest kept point may open a new case.
 const (
-	anchorHistory = 256
-	anchorMaxAge  = 48 * time.Hour
+	pointHistory = 256
+	anchorMaxAge = 48 * time.Hour
 )
+
+// point is a time known to belong to the case anchored at Case.
+type point struct{ At, Case int64 }
 
 // groupKey identifies the source of an incident: rule, node and container
 // (by id, or by namespace, pod and container name when the id is missing).
@@ -67,25 +79,26 @@ func caseID(key string, anchor int64) string {
 	return "falco-case-" + hashParts(key, strconv.FormatInt(anchor, 10))
 }
 
-// pick returns the anchor an alert at t belongs to, from sorted anchors.
-func pick(anchors []int64, t int64, window time.Duration) (int64, bool) {
-	i, found := slices.BinarySearch(anchors, t)
-	if found {
-		return t, true
+// pick applies the rules above to sorted points: the case's anchor, and
+// whether t must be added as a point (rule 2). ok is false for rule 3.
+func pick(points []point, t int64, window time.Duration) (anchor int64, add bool, ok bool) {
+	i := sort.Search(len(points), func(i int) bool { return points[i].At > t })
+	if i > 0 && t < points[i-1].At+int64(window) {
+		return points[i-1].Case, false, true
 	}
-	if i > 0 && t < anchors[i-1]+int64(window) {
-		return anchors[i-1], true
+	if i < len(points) && points[i].At < t+int64(window) {
+		return points[i].Case, true, true
 	}
-	return 0, false
+	return 0, false, false
 }
 
-// withAnchor adds t to sorted anchors and drops those beyond the history.
-func withAnchor(anchors []int64, t int64) []int64 {
-	out := append(slices.Clone(anchors), t)
-	slices.Sort(out)
-	newest := out[len(out)-1]
+// withPoint adds p to sorted points and drops those beyond the history.
+func withPoint(points []point, p point) []point {
+	i := sort.Search(len(points), func(i int) bool { return points[i].At > p.At })
+	out := slices.Insert(slices.Clone(points), i, p)
+	newest := out[len(out)-1].At
 	cut := 0
-	for cut < len(out)-1 && (len(out)-cut > anchorHistory || out[cut] < newest-int64(anchorMaxAge)) {
+	for cut < len(out)-1 && (len(out)-cut > pointHistory || out[cut].At < newest-int64(anchorMaxAge)) {
 		cut++
 	}
 	return out[cut:]
@@ -93,26 +106,25 @@ func withAnchor(anchors []int64, t int64) []int64 {
 
 // anchorStore is where the incident anchors of all replicas are kept.
 type anchorStore interface {
-	// load returns the anchors of key and a revision for compareAndSet.
-	load(ctx context.Context, key string) (anchors []int64, rev uint64, err error)
-	// compareAndSet stores anchors if key is still at rev. ok is false when
+	// load returns the points of key and a revision for compareAndSet.
+	load(ctx context.Context, key string) (points []point, rev uint64, err error)
+	// compareAndSet stores points if key is still at rev. ok is false when
 	// another writer came first.
-	compareAndSet(ctx context.Context, key string, anchors []int64, rev uint64) (ok bool, err error)
+	compareAndSet(ctx context.Context, key string, points []point, rev uint64) (ok bool, err error)
 }
 
-// grouper assigns alerts to incidents. It caches each key's anchors as last
-// read from the store: by the rule above, an alert that falls in a cached
-// anchor's window is assigned correctly without asking the store.
+// grouper assigns alerts to incidents. It caches each key's points as last
+// read from the store, for rule 1.
 type grouper struct {
 	window time.Duration
 	store  anchorStore
 
 	mu    sync.Mutex
-	cache map[string][]int64
+	cache map[string][]point
 }
 
 func newGrouper(window time.Duration, store anchorStore) *grouper {
-	return &grouper{window: window, store: store, cache: map[string][]int64{}}
+	return &grouper{window: window, store: store, cache: map[string][]point{}}
 }
 
 // maxCachedKeys bounds the grouper's memory; the cache is dropped when full.
@@ -125,63 +137,67 @@ func (g *grouper) caseFor(ctx context.Context, ev *falco.Event) (string, error) 
 	}
 	key, t := groupKey(ev), ev.Time.UnixNano()
 	g.mu.Lock()
-	anchor, ok := pick(g.cache[key], t, g.window)
+	anchor, add, ok := pick(g.cache[key], t, g.window)
 	g.mu.Unlock()
-	if ok {
+	if ok && !add {
 		return caseID(key, anchor), nil
 	}
 	for attempt := 0; attempt < 20; attempt++ {
-		anchors, rev, err := g.store.load(ctx, key)
+		points, rev, err := g.store.load(ctx, key)
 		if err != nil {
-			return "", fmt.Errorf("load incident anchors: %w", err)
+			return "", fmt.Errorf("load incident points: %w", err)
 		}
-		if a, ok := pick(anchors, t, g.window); ok {
-			g.remember(key, anchors)
-			return caseID(key, a), nil
+		anchor, add, ok := pick(points, t, g.window)
+		if ok && !add {
+			g.remember(key, points)
+			return caseID(key, anchor), nil
 		}
-		next := withAnchor(anchors, t)
+		if !ok {
+			anchor = t
+		}
+		next := withPoint(points, point{At: t, Case: anchor})
 		stored, err := g.store.compareAndSet(ctx, key, next, rev)
 		if err != nil {
-			return "", fmt.Errorf("store incident anchor: %w", err)
+			return "", fmt.Errorf("store incident point: %w", err)
 		}
 		if stored {
 			g.remember(key, next)
-			return caseID(key, t), nil
+			return caseID(key, anchor), nil
 		}
 	}
-	return "", errors.New("store incident anchor: too much contention")
+	return "", errors.New("store incident point: too much contention")
 }
 
-func (g *grouper) remember(key string, anchors []int64) {
+func (g *grouper) remember(key string, points []point) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.cache) >= maxCachedKeys {
-		g.cache = map[string][]int64{}
+		g.cache = map[string][]point{}
 	}
-	g.cache[key] = anchors
+	g.cache[key] = points
 }
 
-// memoryAnchors keeps anchors in this process only (core mode).
+// memoryAnchors keeps points in this process only (core mode).
 type memoryAnchors struct {
 	mu sync.Mutex
 	m  map[string]memoryEntry
 }
 
 type memoryEntry struct {
-	anchors []int64
-	rev     uint64
+	points []point
+	rev    uint64
 }
 
 func newMemoryAnchors() *memoryAnchors { return &memoryAnchors{m: map[string]memoryEntry{}} }
 
-func (s *memoryAnchors) load(_ context.Context, key string) ([]int64, uint64, error) {
+func (s *memoryAnchors) load(_ context.Context, key string) ([]point, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.m[key]
-	return e.anchors, e.rev, nil
+	return e.points, e.rev, nil
 }
 
-func (s *memoryAnchors) compareAndSet(_ context.Context, key string, anchors []int64, rev uint64) (bool, error) {
+func (s *memoryAnchors) compareAndSet(_ context.Context, key string, points []point, rev uint64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m[key].rev != rev {
@@ -190,11 +206,11 @@ func (s *memoryAnchors) compareAndSet(_ context.Context, key string, anchors []i
 	if len(s.m) >= maxCachedKeys {
 		s.m = map[string]memoryEntry{}
 	}
-	s.m[key] = memoryEntry{anchors: anchors, rev: rev + 1}
+	s.m[key] = memoryEntry{points: points, rev: rev + 1}
 	return true, nil
 }
 
-// kvAnchors keeps anchors in a JetStream key-value bucket shared by all
+// kvAnchors keeps points in a JetStream key-value bucket shared by all
 // replicas. Keys expire when an incident key has been quiet for the
 // bucket's TTL.
 type kvAnchors struct{ kv jetstream.KeyValue }
@@ -214,7 +230,8 @@ func openKVAnchors(ctx context.Context, js jetstream.JetStream, bucket string, r
 	return &kvAnchors{kv: kv}, nil
 }
 
-func (s *kvAnchors) load(ctx context.Context, key string) ([]int64, uint64, error) {
+// The value of a key is JSON: [[at, case], ...], sorted by at.
+func (s *kvAnchors) load(ctx context.Context, key string) ([]point, uint64, error) {
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
@@ -222,17 +239,25 @@ func (s *kvAnchors) load(ctx context.Context, key string) ([]int64, uint64, erro
 	if err != nil {
 		return nil, 0, err
 	}
-	var anchors []int64
-	if err := json.Unmarshal(e.Value(), &anchors); err != nil {
+	var pairs [][2]int64
+	if err := json.Unmarshal(e.Value(), &pairs); err != nil {
 		// A broken value cannot be trusted; start afresh rather than stall.
 		return nil, e.Revision(), nil
 	}
-	slices.Sort(anchors)
-	return anchors, e.Revision(), nil
+	points := make([]point, len(pairs))
+	for i, p := range pairs {
+		points[i] = point{At: p[0], Case: p[1]}
+	}
+	slices.SortFunc(points, func(a, b point) int { return cmp.Compare(a.At, b.At) })
+	return points, e.Revision(), nil
 }
 
-func (s *kvAnchors) compareAndSet(ctx context.Context, key string, anchors []int64, rev uint64) (bool, error) {
-	b, err := json.Marshal(anchors)
+func (s *kvAnchors) compareAndSet(ctx context.Context, key string, points []point, rev uint64) (bool, error) {
+	pairs := make([][2]int64, len(points))
+	for i, p := range points {
+		pairs[i] = [2]int64{p.At, p.Case}
+	}
+	b, err := json.Marshal(pairs)
 	if err != nil {
 		return false, err
 	}

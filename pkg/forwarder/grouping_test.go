@@ -3,6 +3,7 @@ package forwarder
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -113,37 +114,64 @@ func TestGroupingIsStable(t *testing.T) {
 				first[ev] = c
 			}
 		}
-		// And every case spans less than one window from its first alert.
-		span := map[string][2]time.Time{}
+		// And a case holds alerts that follow each other closer than the
+		// window, and one case per incident when they all came in order
+		// is checked in TestGroupingBurstSharesACase.
+		byCase := map[string][]time.Time{}
 		for ev, c := range first {
-			s, ok := span[c]
-			if !ok || ev.Time.Before(s[0]) {
-				s[0] = ev.Time
-			}
-			if !ok || ev.Time.After(s[1]) {
-				s[1] = ev.Time
-			}
-			span[c] = s
+			byCase[c] = append(byCase[c], ev.Time)
 		}
-		for c, s := range span {
-			if s[1].Sub(s[0]) >= window {
-				t.Fatalf("seed %d: case %s spans %s, window %s", seed, c, s[1].Sub(s[0]), window)
+		for c, times := range byCase {
+			slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+			for i := 1; i < len(times); i++ {
+				if gap := times[i].Sub(times[i-1]); gap >= window {
+					t.Fatalf("seed %d: case %s has a gap of %s, window %s", seed, c, gap, window)
+				}
 			}
 		}
 	}
 }
 
-func TestWithAnchorBoundsHistory(t *testing.T) {
+// An alert that arrives after a later alert of its incident (a
+// redelivery after a crash, another replica) still joins its case.
+func TestGroupingOutOfOrderJoinsTheIncident(t *testing.T) {
 	t.Parallel()
-	var anchors []int64
-	for i := int64(0); i < anchorHistory+50; i++ {
-		anchors = withAnchor(anchors, i*int64(time.Minute))
+	ctx := context.Background()
+	store := newMemoryAnchors()
+	a, b := newGrouper(time.Minute, store), newGrouper(time.Minute, store)
+	base := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	late, _ := a.caseFor(ctx, shellEvent("abc", base.Add(2*time.Second)))
+	early, _ := b.caseFor(ctx, shellEvent("abc", base))
+	earlier, _ := a.caseFor(ctx, shellEvent("abc", base.Add(-30*time.Second)))
+	if early != late || earlier != late {
+		t.Errorf("cases %s, %s, %s; want one case for alerts 32 s apart in a 1 m window, whatever their order", earlier, early, late)
 	}
-	if len(anchors) != anchorHistory {
-		t.Fatalf("kept %d anchors, want %d", len(anchors), anchorHistory)
+	again, _ := b.caseFor(ctx, shellEvent("abc", base))
+	if again != late {
+		t.Errorf("redelivery went to %s, want %s", again, late)
 	}
-	old := withAnchor([]int64{0}, int64(anchorMaxAge)+1)
+	apart, _ := a.caseFor(ctx, shellEvent("abc", base.Add(-5*time.Minute)))
+	if apart == late {
+		t.Error("an alert minutes before the incident joined it")
+	}
+}
+
+func TestWithPointBoundsHistory(t *testing.T) {
+	t.Parallel()
+	var points []point
+	for i := int64(0); i < pointHistory+50; i++ {
+		at := i * int64(time.Minute)
+		points = withPoint(points, point{At: at, Case: at})
+	}
+	if len(points) != pointHistory {
+		t.Fatalf("kept %d points, want %d", len(points), pointHistory)
+	}
+	old := withPoint([]point{{0, 0}}, point{At: int64(anchorMaxAge) + 1, Case: int64(anchorMaxAge) + 1})
 	if len(old) != 1 {
-		t.Errorf("an anchor older than %s was kept: %v", anchorMaxAge, old)
+		t.Errorf("a point older than %s was kept: %v", anchorMaxAge, old)
+	}
+	mixed := withPoint([]point{{10, 10}, {30, 10}}, point{At: 20, Case: 10})
+	if mixed[1].At != 20 {
+		t.Errorf("points not kept sorted: %v", mixed)
 	}
 }

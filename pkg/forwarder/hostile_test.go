@@ -160,7 +160,7 @@ func TestMalformedFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	checkDelivered(t, soarClient(t, soar.URL), good, oneCasePerIncident, 60*time.Second)
+	checkDelivered(t, soarClient(t, soar.URL), good, 60*time.Second)
 	waitIdle(t, nc, 60*time.Second)
 	wantReasons := map[string]float64{forwarder.ReasonTooLarge: numHuge}
 	for _, b := range bad {
