@@ -149,6 +149,17 @@ func findArtifact(ctx context.Context, soar *phantom.Client, cmdline string) (*p
 // needed to understand why: the pods of ns with their containers' states,
 // the namespace's events, the containers' logs, and the end of the
 // kubelet's and containerd's logs.
+// uninstallOnFailure uninstalls from ns when the test failed, after the
+// clean-ups registered later (the state dump) ran.
+func uninstallOnFailure(t *testing.T, e *env, ns string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, _, _ = e.run(t, context.Background(), "uninstall", "-n", ns)
+		}
+	})
+}
+
 func dumpOnFailure(t *testing.T, kube kubernetes.Interface, ns string) {
 	t.Helper()
 	t.Cleanup(func() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -36,6 +37,9 @@ func TestInstallOnARealCluster(t *testing.T) {
 	kube := e.cluster.Kube
 	// The default namespace, as a user would install.
 	ns := install.DefaultNamespace
+	// On failure: first the namespace's state, then an uninstall, so that
+	// what this test left (cluster-wide RBAC included) cannot fail the next.
+	uninstallOnFailure(t, e, ns)
 	dumpOnFailure(t, kube, ns)
 	installArgs := func(tag string) []string {
 		return []string{"install", "--mock-phantom", "--nats-chart", e.natsChart, "--falco-chart", e.falcoChart,
@@ -110,7 +114,7 @@ func TestInstallOnARealCluster(t *testing.T) {
 	})
 
 	step("re-install upgrades every pod and keeps the mock's cases", func(t *testing.T) {
-		before := podUIDs(ctx, kube, ns)
+		before := livePodUIDs(ctx, kube, ns)
 		secret, err := kube.CoreV1().Secrets(ns).Get(ctx, install.SecretMock, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +138,7 @@ func TestInstallOnARealCluster(t *testing.T) {
 				t.Errorf("after the upgrade, pods of %s run %v, want [%s]", app, got, want)
 			}
 		}
-		after := podUIDs(ctx, kube, ns)
+		after := livePodUIDs(ctx, kube, ns)
 		for uid, name := range before {
 			if _, still := after[uid]; still && (strings.HasPrefix(name, "mockphantom-") || strings.HasPrefix(name, "falco-phantom-forwarder-")) {
 				t.Errorf("pod %s survived the upgrade of its image", name)
@@ -343,13 +347,19 @@ func podImages(ctx context.Context, kube kubernetes.Interface, ns, release strin
 	return out
 }
 
-func podUIDs(ctx context.Context, kube kubernetes.Interface, ns string) map[string]string {
+// livePodUIDs maps the UIDs of the namespace's pods to their names, leaving
+// out pods on their way out: marked for deletion or with every container
+// ended (a replaced pod can linger a moment in phase Succeeded).
+func livePodUIDs(ctx context.Context, kube kubernetes.Interface, ns string) map[string]string {
 	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	out := map[string]string{}
 	if err != nil {
 		return out
 	}
 	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
 		out[string(p.UID)] = p.Name
 	}
 	return out

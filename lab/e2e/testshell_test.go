@@ -40,6 +40,9 @@ func TestTestShellOnARealCluster(t *testing.T) {
 	ctx := t.Context()
 	kube := e.cluster.Kube
 	const ns = "fp-shell"
+	t.Cleanup(func() {
+		_, _, _ = e.run(t, context.WithoutCancel(ctx), "uninstall", "-n", ns)
+	})
 	dumpOnFailure(t, kube, ns)
 	step := func(name string, f func(t *testing.T)) {
 		if !t.Run(name, f) {
@@ -64,9 +67,6 @@ func TestTestShellOnARealCluster(t *testing.T) {
 		if err != nil {
 			t.Fatalf("install: %v\n%s", err, progress)
 		}
-	})
-	t.Cleanup(func() {
-		_, _, _ = e.run(t, context.WithoutCancel(ctx), "uninstall", "-n", ns)
 	})
 
 	standinCtx, stopStandin := context.WithCancel(ctx)
