@@ -104,6 +104,9 @@ test-short: ## Run the quick tests only.
 fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 	$(GO) test ./pkg/falco -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./pkg/falco -run '^$$' -fuzz '^FuzzSubject$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./pkg/forwarder -run '^$$' -fuzz '^FuzzArtifact$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./pkg/phantom -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZ_TIME)
+	$(GO) test ./mockphantom -run '^$$' -fuzz '^FuzzDecodeArtifactIn$$' -fuzztime $(FUZZ_TIME)
 
 .PHONY: bench
 bench: ## Run the micro-benchmarks and the end-to-end harness (lab/bench); prints numbers, gates nothing. Smaller: BENCH_FLAGS="-events 20000 -duration 5s".

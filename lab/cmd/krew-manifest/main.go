@@ -57,6 +57,13 @@ spec:
 
 type platform struct{ OS, Arch, File, SHA256 string }
 
+// platforms are the release's targets, as make dist builds them.
+var platforms = [][2]string{{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}}
+
+func archiveName(os, arch string) string {
+	return fmt.Sprintf("kubectl-falco_phantom_%s_%s.tar.gz", os, arch)
+}
+
 func main() {
 	version := flag.String("version", "", "release version, e.g. v0.1.0")
 	dir := flag.String("dir", "bin/dist", "folder holding the release archives")
@@ -65,32 +72,55 @@ func main() {
 		fmt.Fprintln(os.Stderr, "krew-manifest: -version is required")
 		os.Exit(2)
 	}
-	var ps []platform
-	for _, p := range [][2]string{{"linux", "amd64"}, {"linux", "arm64"}, {"darwin", "amd64"}, {"darwin", "arm64"}} {
-		file := fmt.Sprintf("kubectl-falco_phantom_%s_%s.tar.gz", p[0], p[1])
-		sum, err := sha256File(filepath.Join(*dir, file))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "krew-manifest:", err)
-			os.Exit(1)
-		}
-		ps = append(ps, platform{OS: p[0], Arch: p[1], File: file, SHA256: sum})
+	sums, err := archiveSums(*dir)
+	if err == nil {
+		err = render(os.Stdout, *version, sums)
 	}
-	t := template.Must(template.New("krew").Parse(manifest))
-	if err := t.Execute(os.Stdout, map[string]any{"Version": *version, "Platforms": ps}); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "krew-manifest:", err)
 		os.Exit(1)
 	}
 }
 
+// archiveSums returns the SHA-256 of each platform's archive in dir, by
+// archive name.
+func archiveSums(dir string) (map[string]string, error) {
+	sums := map[string]string{}
+	for _, p := range platforms {
+		file := archiveName(p[0], p[1])
+		sum, err := sha256File(filepath.Join(dir, file))
+		if err != nil {
+			return nil, err
+		}
+		sums[file] = sum
+	}
+	return sums, nil
+}
+
+// render writes the manifest of version with the given archive sums.
+func render(w io.Writer, version string, sums map[string]string) error {
+	var ps []platform
+	for _, p := range platforms {
+		file := archiveName(p[0], p[1])
+		sum, ok := sums[file]
+		if !ok {
+			return fmt.Errorf("no SHA-256 for %s", file)
+		}
+		ps = append(ps, platform{OS: p[0], Arch: p[1], File: file, SHA256: sum})
+	}
+	t := template.Must(template.New("krew").Parse(manifest))
+	return t.Execute(w, map[string]any{"Version": version, "Platforms": ps})
+}
+
 func sha256File(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("release archive: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+		return "", fmt.Errorf("release archive %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
