@@ -210,6 +210,15 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		cancelDeliver()
 	}
 	workers.Wait()
+	if runErr == nil {
+		// The JetStream source gives back what its client prefetched: let it finish
+		// before the connection goes.
+		select {
+		case runErr = <-srcDone:
+		case <-time.After(5 * time.Second):
+			f.log.Warn("the event source did not stop within 5s; what it still held comes back after AckWait")
+		}
+	}
 	given := 0
 	for {
 		select {

@@ -588,3 +588,56 @@ func TestStopGivesBackHeldEvents(t *testing.T) {
 	startForwarder(t, cfg)
 	waitStored(t, soarClient(t, soar.URL), markers, 15*time.Second)
 }
+
+// TestStopGivesBackPrefetchedEvents: on a graceful stop the forwarder gives
+// back at once not only the batch a worker holds and the events queued for
+// the workers, but also those its NATS client had prefetched, so that
+// another replica takes them at once instead of after AckWait.
+func TestStopGivesBackPrefetchedEvents(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	cfg := baseConfig(n.URL(), soar.URL)
+	cfg.DrainTimeout = time.Second
+	cfg.NATS.AckWait = 10 * time.Minute // a lost event would not come back within this test
+	// One worker holding a batch of 2, 2 queued for it, and up to 4
+	// prefetched by the client: 12 events fill every stage.
+	cfg.BatchSize, cfg.Workers = 2, 1
+	fw := startForwarder(t, cfg)
+	nc := connect(t, n.URL())
+	soar.SetFaults(mockphantom.Faults{DownUntil: time.Now().Add(time.Hour)})
+	var markers []string
+	for i := range 12 {
+		m := fmt.Sprintf("p%02d", i)
+		markers = append(markers, m)
+		publish(t, nc, shell("666666666666", m, time.Now().UTC().Add(time.Duration(i)*time.Millisecond)))
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(t.Context(), cfg.NATS.Stream, cfg.NATS.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the client has prefetched beyond what the worker and its
+	// queue hold (2 + 2 + 1 waiting to be queued).
+	testkit.WaitFor(t, 10*time.Second, func() error {
+		info, err := cons.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if info.NumAckPending <= 5 {
+			return fmt.Errorf("%d events handed to the forwarder so far", info.NumAckPending)
+		}
+		return nil
+	})
+	if err := fw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// The next forwarder gets every event at once; one held back by the
+	// stopped forwarder would come back only after AckWait.
+	soar.SetFaults(mockphantom.Faults{})
+	startForwarder(t, cfg)
+	waitStored(t, soarClient(t, soar.URL), markers, 20*time.Second)
+}

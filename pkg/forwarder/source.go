@@ -135,7 +135,9 @@ func (f *Forwarder) jetStreamSource(js jetstream.JetStream, p *pipeline) *source
 		defer mu.Unlock()
 		stopped = true
 		if it != nil {
-			it.Stop()
+			// Drain, not Stop: what the client prefetched stays readable,
+			// so that run can give it back.
+			it.Drain()
 		}
 	}
 	run := func(ctx context.Context, out chan<- *Message, ready *atomic.Bool) error {
@@ -165,7 +167,9 @@ func (f *Forwarder) jetStreamSource(js jetstream.JetStream, p *pipeline) *source
 			ready.Store(true)
 			err = f.pump(ctx, it, cons, out)
 			ready.Store(false)
-			it.Stop()
+			if n := giveBack(it); n > 0 {
+				f.log.Info("gave back prefetched events for redelivery", "events", n)
+			}
 			if err == nil {
 				return nil
 			}
@@ -184,6 +188,9 @@ func (f *Forwarder) pump(ctx context.Context, it jetstream.MessagesContext, cons
 		msg, err := it.Next(jetstream.NextMaxWait(pumpWait))
 		switch {
 		case ctx.Err() != nil:
+			if err == nil {
+				_ = msg.Nak()
+			}
 			return nil
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed) && !errors.Is(err, jetstream.ErrConnectionClosed):
 			return nil
@@ -211,6 +218,23 @@ func (f *Forwarder) pump(ctx context.Context, it jetstream.MessagesContext, cons
 				return err
 			}
 		}
+	}
+}
+
+// giveBack ends the iterator and gives back the events its client had
+// prefetched but the pump had not handed on, so that JetStream redelivers
+// them at once (to another replica, or to this one once it is set up
+// again) instead of after AckWait. It returns how many it gave back.
+func giveBack(it jetstream.MessagesContext) int {
+	it.Drain()
+	n := 0
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return n
+		}
+		_ = msg.Nak()
+		n++
 	}
 }
 
