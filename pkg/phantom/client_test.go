@@ -214,40 +214,23 @@ func TestTransientFailures(t *testing.T) {
 func TestTLSVerification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	tlsCfg, caPEM, err := mockphantom.SelfSignedTLS([]string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := mockphantom.New(ctx, mockphantom.Config{DBPath: filepath.Join(t.TempDir(), "db"), Token: testkit.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	run, err := mockphantom.Serve(ctx, srv, "127.0.0.1:0", tlsCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	soarURL, caFile := testkit.StartPhantomTLS(t)
 	auth := phantom.StaticCredentials(phantom.Auth{Token: testkit.Token})
 
-	verifying, _ := phantom.New(phantom.Config{BaseURL: run.URL, Credentials: auth})
-	_, err = verifying.Version(ctx)
+	verifying, _ := phantom.New(phantom.Config{BaseURL: soarURL, Credentials: auth})
+	_, err := verifying.Version(ctx)
 	var pe *phantom.Error
 	if !errors.As(err, &pe) || pe.Kind != phantom.KindConfig || !strings.Contains(err.Error(), "VERIFY_SSL=false") {
 		t.Fatalf("untrusted certificate: err %v, want a config error that names the fix", err)
 	}
-	trusting, err := phantom.New(phantom.Config{BaseURL: run.URL, Credentials: auth, CAFile: caFile})
+	trusting, err := phantom.New(phantom.Config{BaseURL: soarURL, Credentials: auth, CAFile: caFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := trusting.Version(ctx); err != nil {
 		t.Errorf("with the CA file: %v", err)
 	}
-	skipping, _ := phantom.New(phantom.Config{BaseURL: run.URL, Credentials: auth, InsecureSkipVerify: true})
+	skipping, _ := phantom.New(phantom.Config{BaseURL: soarURL, Credentials: auth, InsecureSkipVerify: true})
 	if _, err := skipping.Version(ctx); err != nil {
 		t.Errorf("with verification off: %v", err)
 	}

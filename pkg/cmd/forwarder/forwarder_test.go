@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -99,24 +97,7 @@ func TestVersionAndReplayCommands(t *testing.T) {
 func TestVerifySSL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	tlsCfg, caPEM, err := mockphantom.SelfSignedTLS([]string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := mockphantom.New(ctx, mockphantom.Config{DBPath: filepath.Join(t.TempDir(), "db"), Token: testkit.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	run, err := mockphantom.Serve(ctx, srv, "127.0.0.1:0", tlsCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = run.Close() })
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	soarURL, caFile := testkit.StartPhantomTLS(t)
 	n := testkit.StartNATS(t)
 	tests := []struct {
 		name      string
@@ -129,7 +110,7 @@ func TestVerifySSL(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{"PHANTOM_BASE_URL": run.URL, "PHANTOM_TOKEN": testkit.Token, "NATS_URL": n.URL(),
+			env := map[string]string{"PHANTOM_BASE_URL": soarURL, "PHANTOM_TOKEN": testkit.Token, "NATS_URL": n.URL(),
 				"LISTEN_ADDR": "", "NATS_CONSUMER": fmt.Sprintf("c%d", i)}
 			for k, v := range tt.env {
 				env[k] = v

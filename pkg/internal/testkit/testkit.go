@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -113,6 +114,32 @@ func (p *Phantom) start(addr string) {
 		p.t.Fatalf("mock SOAR: %v", err)
 	}
 	p.Server, p.Running, p.URL = srv, run, run.URL
+}
+
+// StartPhantomTLS starts a mock SOAR server that serves HTTPS with a new
+// self-signed certificate for 127.0.0.1 and accepts the token above. It
+// returns its URL and a file holding the certificate, for a client to trust.
+func StartPhantomTLS(t testing.TB) (url, caFile string) {
+	t.Helper()
+	tlsCfg, caPEM, err := mockphantom.SelfSignedTLS([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := mockphantom.New(context.Background(), mockphantom.Config{DBPath: filepath.Join(t.TempDir(), "soar.db"), Token: Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	run, err := mockphantom.Serve(context.Background(), srv, "127.0.0.1:0", tlsCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Close() })
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return run.URL, caFile
 }
 
 // Stop stops the server as a crash would leave it: the database stays.
