@@ -20,17 +20,7 @@ var (
 	noAPIWhy  string
 )
 
-func TestMain(m *testing.M) {
-	var err error
-	apiServer, noAPIWhy, err = testkit.StartAPIServer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "API server:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	apiServer.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.RunWithAPIServer(m, &apiServer, &noAPIWhy) }
 
 // A release's objects that name no namespace go to the release's
 // namespace, whatever the kubeconfig's namespace is, as with helm -n.

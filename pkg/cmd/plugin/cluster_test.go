@@ -38,17 +38,7 @@ var (
 	noAPIWhy  string
 )
 
-func TestMain(m *testing.M) {
-	var err error
-	apiServer, noAPIWhy, err = testkit.StartAPIServer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "API server:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	apiServer.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.RunWithAPIServer(m, &apiServer, &noAPIWhy) }
 
 var (
 	natsStandin  = filepath.Join("..", "..", "..", "testdata", "charts", "nats-standin")

@@ -28,6 +28,22 @@ type APIServer struct {
 	Config     *rest.Config
 }
 
+// RunWithAPIServer is a test package's TestMain: it starts one API server
+// for the whole package into *a (nil, with the reason in *why, when the
+// binaries are missing and not required), runs the tests, stops the server
+// and exits.
+func RunWithAPIServer(m *testing.M, a **APIServer, why *string) {
+	var err error
+	*a, *why, err = StartAPIServer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "API server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	(*a).Stop()
+	os.Exit(code)
+}
+
 // StartAPIServer starts an API server for a whole test package (call it
 // from TestMain). It returns nil and the reason when the binaries are
 // missing and not required.
