@@ -118,7 +118,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Transport != nil {
 		rt = cfg.Transport
 	}
-	return &Client{base: base, creds: creds, http: &http.Client{Transport: rt}, timeout: timeout, agent: agent}, nil
+	// Never follow a redirect: the ph-auth-token header would go along to
+	// wherever it points (Go drops only Authorization, and only across
+	// hosts). A redirect is answered as a configuration error instead.
+	hc := &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Client{base: base, creds: creds, http: hc, timeout: timeout, agent: agent}, nil
 }
 
 // ParseBaseURL checks a SOAR base URL: http or https, a host, no
@@ -129,7 +133,12 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
-		return nil, fmt.Errorf("SOAR base URL is not a URL: %w", err)
+		// Neither the URL nor the parser's error, which quotes it: both
+		// may hold a password.
+		if hasUserInfo(raw) {
+			return nil, errors.New("SOAR base URL must not contain credentials: use PHANTOM_USER/PHANTOM_PASSWORD or PHANTOM_TOKEN")
+		}
+		return nil, errors.New("SOAR base URL is not a valid URL (want e.g. https://soar.example.com)")
 	}
 	if u.User != nil {
 		// Do not echo the URL: it holds a secret.
@@ -146,6 +155,19 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u, nil
+}
+
+// hasUserInfo tells whether a URL that may not parse has an "@" in its
+// authority (between "//" and the path).
+func hasUserInfo(raw string) bool {
+	_, rest, ok := strings.Cut(raw, "//")
+	if !ok {
+		rest = raw
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	return strings.Contains(rest, "@")
 }
 
 // BaseURL returns the server's base URL.
@@ -399,6 +421,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return 0, &Error{Kind: kind, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Kind: KindConfig, Message: redirectMessage(resp)}
+	}
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 		if inv, ok := c.creds.(interface{ Invalidate() }); ok {
 			inv.Invalidate()
@@ -416,6 +441,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return resp.StatusCode, &Error{Status: resp.StatusCode, Kind: kind, Message: "answer is not JSON: " + snippet(b)}
 	}
 	return resp.StatusCode, nil
+}
+
+// redirectMessage says where SOAR redirected to (scheme and host only)
+// and what to change.
+func redirectMessage(resp *http.Response) string {
+	where := "another address"
+	if loc, err := resp.Location(); err == nil && loc.Host != "" {
+		where = loc.Scheme + "://" + loc.Host
+	}
+	return fmt.Sprintf("SOAR answered with a redirect to %s, which is not followed (credentials would go along): set the SOAR base URL to the address SOAR serves its REST API on", where)
 }
 
 // stripURL drops the URL from a *url.Error: the operation already says

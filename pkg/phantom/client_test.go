@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,11 +289,52 @@ func TestParseBaseURL(t *testing.T) {
 			t.Errorf("ParseBaseURL(%q) = %v, %v; want %s", in, u, err, want)
 		}
 	}
-	for _, bad := range []string{"", "soar.example.com", "ftp://x", "https://admin:pw@soar", "https://soar?x=1", "https://"} {
-		if _, err := phantom.ParseBaseURL(bad); err == nil {
+	for _, bad := range []string{"", "soar.example.com", "ftp://x", "https://admin:pw@soar", "https://soar?x=1", "https://",
+		// Passwords that make the URL unparsable: the parser's own error
+		// would quote them.
+		"https://admin:p w@soar", "https://admin:pw%zz@soar", "https://admin:pw@soar/%zz", "http://soar/%zz"} {
+		_, err := phantom.ParseBaseURL(bad)
+		switch {
+		case err == nil:
 			t.Errorf("ParseBaseURL(%q) succeeded", bad)
-		} else if strings.Contains(err.Error(), "pw@") {
-			t.Errorf("error shows the password: %v", err)
+		case strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), "p w"):
+			t.Errorf("ParseBaseURL(%q): the error shows the password: %v", bad, err)
+		case strings.Contains(bad, "@") && !strings.Contains(err.Error(), "must not contain credentials"):
+			t.Errorf("ParseBaseURL(%q) = %v, want it to say credentials do not belong there", bad, err)
 		}
+	}
+}
+
+// A redirect is not followed: the token header would go along to wherever
+// it points. It is a configuration error that names where SOAR pointed.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("ph-auth-token") != "" || r.Header.Get("Authorization") != "" {
+			elsewhere.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"version":"6.4.0"}`))
+	}))
+	defer other.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(other.URL, "127.0.0.1", "localhost", 1)+r.URL.Path, http.StatusFound)
+	}))
+	defer redirecting.Close()
+	for _, auth := range []phantom.Auth{{Token: testkit.Token}, {User: testkit.User, Password: testkit.Password}} {
+		c, err := phantom.New(phantom.Config{BaseURL: redirecting.URL, Credentials: phantom.StaticCredentials(auth)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Version(context.Background())
+		var pe *phantom.Error
+		if !errors.As(err, &pe) || pe.Kind != phantom.KindConfig || pe.Status != http.StatusFound ||
+			!strings.Contains(err.Error(), "redirect to http://localhost:") {
+			t.Errorf("redirected: err %v, want a config error naming where SOAR redirects", err)
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("%d request(s) with credentials reached the host SOAR redirected to", n)
 	}
 }
