@@ -186,6 +186,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, getenv func(string) string) func()
 	fs.DurationVar(&p.Timeout, "phantom-timeout", envDur("PHANTOM_TIMEOUT", p.Timeout), "timeout of each SOAR request [PHANTOM_TIMEOUT]")
 
 	fs.StringVar(&n.URL, "nats-url", envStr("NATS_URL", n.URL), "NATS server URL(s), comma separated [NATS_URL]")
+	// The default shown by --help comes from the environment: never with
+	// its credentials.
+	fs.Lookup("nats-url").DefValue = RedactURL(n.URL)
 	fs.StringVar(&n.Subject, "nats-subject", envStr("NATS_SUBJECT", n.Subject), "subject to consume; falco.*.* works too [NATS_SUBJECT]")
 	mode := string(n.Mode)
 	fs.StringVar(&mode, "mode", envStr("NATS_MODE", mode), "jetstream (durable, default), core (plain subscription) or function (Kubeless runtime: HTTP on --listen, default :8080) [NATS_MODE]")
@@ -325,4 +328,26 @@ func validSubject(s string, wild bool) error {
 		}
 	}
 	return nil
+}
+
+// RedactURL removes credentials from NATS URLs (comma separated) before
+// they are shown: everything up to the last "@" of each, whether it parses
+// or not, and with or without a scheme.
+func RedactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		scheme, rest, ok := strings.Cut(part, "://")
+		if !ok {
+			scheme, rest = "", part
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = "redacted@" + rest[at+1:]
+		}
+		if ok {
+			rest = scheme + "://" + rest
+		}
+		parts[i] = rest
+	}
+	return strings.Join(parts, ",")
 }

@@ -119,3 +119,34 @@ func TestSubjectCovers(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://nats:4222":                           "nats://nats:4222",
+		"nats://user:s3cret@nats:4222":               "nats://redacted@nats:4222",
+		"user:s3cret@nats:4222":                      "redacted@nats:4222",
+		"nats://u:s3%zz@nats:4222":                   "nats://redacted@nats:4222",
+		"nats://u:s3/cr@t@nats:4222":                 "nats://redacted@nats:4222",
+		"tls://tok3n@a:4222, nats://u:s3cret@b:4222": "tls://redacted@a:4222,nats://redacted@b:4222",
+	} {
+		got := RedactURL(in)
+		if got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// --help shows the environment's NATS_URL as the default: never with its
+// credentials.
+func TestHelpHidesNATSCredentials(t *testing.T) {
+	env := map[string]string{"NATS_URL": "nats://user:s3cret@nats:4222"}
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	cfg.BindFlags(fs, func(k string) string { return env[k] })
+	if usage := fs.FlagUsages(); strings.Contains(usage, "s3cret") || !strings.Contains(usage, "nats://redacted@nats:4222") {
+		t.Errorf("usage shows the credentials or not the redacted URL:\n%s", usage)
+	}
+	if cfg.NATS.URL != env["NATS_URL"] {
+		t.Errorf("the URL itself changed: %q", cfg.NATS.URL)
+	}
+}

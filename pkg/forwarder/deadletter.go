@@ -21,7 +21,10 @@ const (
 	ReasonPhantomRejected = "phantom_rejected"
 )
 
-var deadLetterReasons = []string{ReasonTooLarge, ReasonInvalidEvent, ReasonPhantomRejected}
+// DeadLetterReasons lists every reason an event is dead-lettered for.
+func DeadLetterReasons() []string {
+	return []string{ReasonTooLarge, ReasonInvalidEvent, ReasonPhantomRejected}
+}
 
 // Headers of a dead letter.
 const (

@@ -132,7 +132,7 @@ func (f *Forwarder) Handler() http.Handler {
 // could not finish, and returns.
 func (f *Forwarder) Run(ctx context.Context) error {
 	cfg := f.cfg
-	f.log.Info("starting forwarder", "mode", cfg.NATS.Mode, "nats", redactURL(cfg.NATS.URL), "subject", cfg.NATS.Subject,
+	f.log.Info("starting forwarder", "mode", cfg.NATS.Mode, "nats", RedactURL(cfg.NATS.URL), "subject", cfg.NATS.Subject,
 		"phantom", f.client.BaseURL(), "label", cfg.Phantom.Label, "auth", authKind(cfg.Phantom),
 		"group_window", cfg.GroupWindow.String(), "workers", cfg.Workers, "batch_size", cfg.BatchSize)
 	if !cfg.Phantom.VerifySSL {
@@ -309,7 +309,7 @@ func (f *Forwarder) connect() (*nats.Conn, error) {
 			f.log.Warn("NATS disconnected; reconnecting", "error", err)
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
-			f.log.Info("NATS reconnected", "server", redactURL(c.ConnectedUrl()))
+			f.log.Info("NATS reconnected", "server", RedactURL(c.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -324,7 +324,7 @@ func (f *Forwarder) connect() (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(f.cfg.NATS.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", redactURL(f.cfg.NATS.URL), err)
+		return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(f.cfg.NATS.URL), err)
 	}
 	return nc, nil
 }

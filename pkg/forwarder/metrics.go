@@ -67,7 +67,7 @@ func NewMetrics() *Metrics {
 	for _, o := range []string{"new", "existing"} {
 		m.delivered.WithLabelValues(o)
 	}
-	for _, r := range deadLetterReasons {
+	for _, r := range DeadLetterReasons() {
 		m.deadLettered.WithLabelValues(r)
 	}
 	return m

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +48,7 @@ func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, err
 			return nil, err
 		}
 		wait := min(time.Duration(attempt)*time.Second, 10*time.Second)
-		f.log.Warn("waiting for NATS JetStream", "nats", redactURL(f.cfg.NATS.URL), "error", err, "retry_in", wait.String())
+		f.log.Warn("waiting for NATS JetStream", "nats", RedactURL(f.cfg.NATS.URL), "error", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -325,18 +324,6 @@ func subjectCovers(pattern, filter string) bool {
 		}
 	}
 	return len(p) == len(s)
-}
-
-// redactURL removes credentials from NATS URLs before they are logged.
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, part := range parts {
-		if u, err := url.Parse(strings.TrimSpace(part)); err == nil && u.User != nil {
-			u.User = url.User("redacted")
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

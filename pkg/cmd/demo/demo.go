@@ -14,6 +14,7 @@ import (
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/demo"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 )
 
 type options struct {
@@ -109,7 +110,7 @@ func newPublishCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nats.Connect(natsURL, nats.Name("falco-phantom-demo-publish"))
 			if err != nil {
-				return fmt.Errorf("connect to NATS at %s: %w", natsURL, err)
+				return fmt.Errorf("connect to NATS at %s: %w", forwarder.RedactURL(natsURL), err)
 			}
 			defer nc.Close()
 			for i := range count {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -82,6 +83,7 @@ Every flag can also be set with the variable named in its help.`,
 
 func newReplayCommand(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	natsURL := envOr(getenv, "NATS_URL", nats.DefaultURL)
+	credsFile := envOr(getenv, "NATS_CREDS_FILE", "")
 	stream := fw.Defaults().NATS.DeadLetterStream
 	var reasons []string
 	cmd := &cobra.Command{
@@ -94,9 +96,18 @@ Replaying is safe to repeat: delivery never creates duplicates.`,
 		Example: `  falco-phantom-forwarder replay-dead-letters --reason phantom_rejected`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, err := nats.Connect(natsURL, nats.Name("falco-phantom-replay"))
+			for _, r := range reasons {
+				if !slices.Contains(fw.DeadLetterReasons(), r) {
+					return fmt.Errorf("--reason %q: want one of %s", r, strings.Join(fw.DeadLetterReasons(), ", "))
+				}
+			}
+			opts := []nats.Option{nats.Name("falco-phantom-replay")}
+			if credsFile != "" {
+				opts = append(opts, nats.UserCredentials(credsFile))
+			}
+			nc, err := nats.Connect(natsURL, opts...)
 			if err != nil {
-				return fmt.Errorf("connect to NATS: %w", err)
+				return fmt.Errorf("connect to NATS %s: %w", fw.RedactURL(natsURL), err)
 			}
 			defer nc.Close()
 			js, err := jetstream.New(nc)
@@ -109,6 +120,8 @@ Replaying is safe to repeat: delivery never creates duplicates.`,
 		},
 	}
 	cmd.Flags().StringVar(&natsURL, "nats-url", natsURL, "NATS server URL [NATS_URL]")
+	cmd.Flags().Lookup("nats-url").DefValue = fw.RedactURL(natsURL)
+	cmd.Flags().StringVar(&credsFile, "nats-creds-file", credsFile, "NATS credentials file [NATS_CREDS_FILE]")
 	cmd.Flags().StringVar(&stream, "stream", stream, "dead-letter stream")
 	cmd.Flags().StringSliceVar(&reasons, "reason", nil, "replay only these reasons (too_large, invalid_event, phantom_rejected); default all")
 	return cmd

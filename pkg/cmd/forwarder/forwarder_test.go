@@ -89,6 +89,19 @@ func TestVersionAndReplayCommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dead-letter stream") {
 		t.Errorf("replay without a dead-letter stream: %v, want an error naming it", err)
 	}
+	out.Reset()
+	err = forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL(), "--reason", "bogus"}, &out, &out, env(nil))
+	if err == nil || !strings.Contains(err.Error(), `--reason "bogus": want one of too_large, invalid_event, phantom_rejected`) {
+		t.Errorf("replay with an unknown reason: %v, want an error listing the reasons", err)
+	}
+	// The help shows NATS_URL from the environment as the default, without
+	// its password.
+	out.Reset()
+	_ = forwarder.Run(context.Background(), []string{"replay-dead-letters", "--help"}, &out, &out,
+		env(map[string]string{"NATS_URL": "nats://user:s3cret@nats:4222"}))
+	if strings.Contains(out.String(), "s3cret") || !strings.Contains(out.String(), "redacted@nats:4222") {
+		t.Errorf("replay --help shows the NATS password or not the redacted URL:\n%s", out.String())
+	}
 }
 
 // TLS to SOAR is verified unless VERIFY_SSL=false: a self-signed SOAR is
