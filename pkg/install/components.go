@@ -108,7 +108,7 @@ func (o *Options) mockValues() map[string]any {
 
 func (o *Options) forwarderValues() map[string]any {
 	auth := "basic"
-	if o.PhantomAuth.Token != "" || o.MockPhantom {
+	if o.tokenAuth() {
 		auth = "token"
 	}
 	secret := SecretSOAR

@@ -54,6 +54,17 @@ func (in *Installer) Install(ctx context.Context, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if o.PhantomSecret != "" {
+		// Which keys it holds decides how the forwarder authenticates.
+		s, err := in.Kube.CoreV1().Secrets(o.Namespace).Get(ctx, o.PhantomSecret, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("--phantom-secret %s: %w", o.PhantomSecret, err)
+		}
+		if len(s.Data["token"]) == 0 && (len(s.Data["user"]) == 0 || len(s.Data["password"]) == 0) {
+			return nil, fmt.Errorf("--phantom-secret %s must hold the keys user and password, or token", o.PhantomSecret)
+		}
+		o.secretHasToken = len(s.Data["token"]) > 0
+	}
 	comps, err := o.components()
 	if err != nil {
 		return nil, err
@@ -179,14 +190,7 @@ func (in *Installer) applySecrets(ctx context.Context, o Options, state *State) 
 		auth = phantom.Auth{Token: mock.Token}
 	}
 	if o.PhantomSecret != "" {
-		s, err := secrets.Get(ctx, o.PhantomSecret, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("--phantom-secret %s: %w", o.PhantomSecret, err)
-		}
-		if len(s.Data["token"]) == 0 && (len(s.Data["user"]) == 0 || len(s.Data["password"]) == 0) {
-			return fmt.Errorf("--phantom-secret %s must hold the keys user and password, or token", o.PhantomSecret)
-		}
-		return nil
+		return nil // checked by Install
 	}
 	if err := upsert(ctx, secrets, credentialSecret(o.Namespace, SecretSOAR, auth, false)); err != nil {
 		return fmt.Errorf("write Secret %s/%s: %w", o.Namespace, SecretSOAR, err)

@@ -49,7 +49,7 @@ func (o *Options) kubelessObjects() []*unstructured.Unstructured {
 		"PHANTOM_BASE_URL": o.phantomURL(), "PHANTOM_LABEL": o.PhantomLabel,
 		"VERIFY_SSL": fmt.Sprint(!o.InsecureSkipTLSVerify), "GROUP_WINDOW": o.GroupWindow.String(),
 	}
-	if o.PhantomAuth.Token != "" || o.MockPhantom {
+	if o.tokenAuth() {
 		env["PHANTOM_TOKEN_FILE"] = "/etc/falco-phantom/soar/token"
 	} else {
 		env["PHANTOM_USER_FILE"], env["PHANTOM_PASSWORD_FILE"] = "/etc/falco-phantom/soar/user", "/etc/falco-phantom/soar/password"

@@ -79,6 +79,8 @@ type Options struct {
 	// PhantomSecret names an existing Secret with the credentials (keys
 	// user and password, or token).
 	PhantomSecret         string
+	// secretHasToken: the PhantomSecret holds a token (found by Install).
+	secretHasToken bool
 	InsecureSkipTLSVerify bool
 	// PhantomCA is PEM CA certificates to trust for SOAR (from --phantom-ca-file).
 	PhantomCA    []byte
@@ -214,6 +216,12 @@ func (o *Options) Validate() error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// tokenAuth tells whether the forwarder authenticates to SOAR with a token
+// (else with user and password).
+func (o *Options) tokenAuth() bool {
+	return o.MockPhantom || o.PhantomAuth.Token != "" || (o.PhantomSecret != "" && o.secretHasToken)
 }
 
 // natsURL is the address of NATS inside the cluster.

@@ -223,6 +223,25 @@ func TestInstallWithExistingNATSFalcoAndSOAR(t *testing.T) {
 		t.Errorf("Falco installed although --skip-falco was given: %v", err)
 	}
 	assertOnlyIn(t, ns, "real-soar-token-123", install.SecretSOAR)
+
+	// An existing Secret that holds a token only: the forwarder reads the
+	// token, not a user and password that are not there.
+	own := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "my-soar", Namespace: ns}, Data: map[string][]byte{"token": []byte("tok")}}
+	if _, err := kube.CoreV1().Secrets(ns).Create(ctx, own, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, progress, err = kubectl(t, kc, "install", "-n", ns, "--wait=false", "--phantom-url", "https://soar.example.com/",
+		"--phantom-secret", "my-soar", "--nats-url", "nats://nats.messaging.svc:4222", "--skip-falco")
+	if err != nil {
+		t.Fatalf("install --phantom-secret: %v\n%s", err, progress)
+	}
+	fwd, err = kube.AppsV1().Deployments(ns).Get(ctx, install.ReleaseForwarder, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := envOf(fwd); env["PHANTOM_TOKEN_FILE"] == "" || env["PHANTOM_USER_FILE"] != "" {
+		t.Errorf("forwarder with a token-only Secret: env %v, want PHANTOM_TOKEN_FILE and no user file", env)
+	}
 	if _, _, err := kubectl(t, kc, "uninstall", "-n", ns); err != nil {
 		t.Fatal(err)
 	}
