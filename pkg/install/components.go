@@ -2,7 +2,7 @@ package install
 
 import (
 	"fmt"
-	"strings"
+	"net/url"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/charts"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
@@ -137,8 +137,10 @@ func (o *Options) forwarderValues() map[string]any {
 		v["phantom"].(map[string]any)["caSecret"] = SecretSOARCA
 	}
 	if o.KEDA {
-		host := strings.TrimPrefix(strings.TrimPrefix(o.natsURL(), "nats://"), "tls://")
-		host = strings.Split(host, ":")[0]
+		host := "nats"
+		if u, err := url.Parse(o.natsURL()); err == nil {
+			host = u.Hostname()
+		}
 		v["keda"] = map[string]any{"enabled": true, "natsMonitoringEndpoint": host + ":8222"}
 	}
 	return v

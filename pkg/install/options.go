@@ -153,8 +153,13 @@ func (o *Options) Validate() error {
 		add("--insecure-skip-tls-verify has no effect with --mock-phantom (it speaks plain HTTP inside the cluster)")
 	}
 	if o.NATSURL != "" {
-		if u, err := url.Parse(o.NATSURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" {
-			add("--nats-url %q: want nats://host:4222 or tls://host:4222", o.NATSURL)
+		// Never quoted: it may hold a password.
+		u, err := url.Parse(o.NATSURL)
+		switch {
+		case strings.Contains(o.NATSURL, "@"):
+			add("--nats-url must not hold credentials: they would be stored in clear in the forwarder's Deployment and the install record (use a NATS that admits the namespace, e.g. with the NetworkPolicy of an installed NATS)")
+		case err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "":
+			add("--nats-url: want nats://host:4222 or tls://host:4222")
 		}
 		if o.NATSReplicas != 1 {
 			add("--nats-replicas applies to the NATS this command installs, not to --nats-url")
