@@ -285,7 +285,47 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s: %w%s", c.Name, err, chartHint(c, err))
 		}
+		// Upstream charts may template Secrets of their own (falcosidekick's
+		// holds its outputs' settings): their values are not printed either.
+		manifest, err = redactSecrets(manifest)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", c.Name, err)
+		}
 		docs = append(docs, fmt.Sprintf("# Release %s/%s (%s)\n%s", o.Namespace, c.Request.Name, c.Name, manifest))
 	}
 	return strings.Join(docs, "\n---\n") + "\n", nil
+}
+
+// redactSecrets replaces each value of every Secret in a multi-document
+// manifest by REDACTED. The other documents are left as they are.
+func redactSecrets(manifest string) (string, error) {
+	const sep = "\n---\n"
+	docs := strings.Split(manifest, sep)
+	for i, doc := range docs {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil || m["kind"] != "Secret" {
+			continue
+		}
+		for _, field := range []string{"data", "stringData"} {
+			if values, ok := m[field].(map[string]any); ok {
+				for k := range values {
+					values[k] = "REDACTED"
+				}
+			}
+		}
+		b, err := yaml.Marshal(m)
+		if err != nil {
+			return "", fmt.Errorf("redact Secret: %w", err)
+		}
+		// Keep the document marker and the "# Source:" comment.
+		var head []string
+		for _, line := range strings.Split(doc, "\n") {
+			if !strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "---") {
+				break
+			}
+			head = append(head, line)
+		}
+		docs[i] = strings.Join(append(head, strings.TrimRight(string(b), "\n")), "\n")
+	}
+	return strings.Join(docs, sep), nil
 }
