@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -34,6 +35,12 @@ type Cluster struct {
 
 // Connect builds the clients. It does not contact the cluster yet.
 func Connect(flags *genericclioptions.ConfigFlags) (*Cluster, error) {
+	// With no kubeconfig at all, client-go quietly falls back to
+	// http://localhost:8080, and the user would see "connection refused".
+	if raw, err := flags.ToRawKubeConfigLoader().RawConfig(); err == nil && len(raw.Contexts) == 0 &&
+		(flags.APIServer == nil || *flags.APIServer == "") && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return nil, errNoConfig
+	}
 	cfg, err := flags.ToRESTConfig()
 	if err != nil {
 		return nil, explain(err)
@@ -58,11 +65,13 @@ func Connect(flags *genericclioptions.ConfigFlags) (*Cluster, error) {
 	return &Cluster{Config: cfg, Kube: kube, Dynamic: dyn, APIExt: ext, Helm: helm.New(flags, nil), Namespace: ns, Host: cfg.Host}, nil
 }
 
+var errNoConfig = errors.New("no cluster configured: no kubeconfig found; set --kubeconfig or KUBECONFIG, or create ~/.kube/config (kind and most installers write it)")
+
 // explain maps kubeconfig errors to one line saying what to fix.
 func explain(err error) error {
 	switch {
 	case clientcmd.IsEmptyConfig(err):
-		return errors.New("no cluster configured: no kubeconfig found; set --kubeconfig or KUBECONFIG, or create ~/.kube/config (kind and most installers write it)")
+		return errNoConfig
 	case strings.Contains(err.Error(), "context was not found"):
 		return fmt.Errorf("%v: list the contexts with: kubectl config get-contexts", err)
 	case clientcmd.IsConfigurationInvalid(err):

@@ -303,6 +303,11 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// What a machine without any kubeconfig loads, too: no context.
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	restricted, err := apiServer.KubeconfigFor("viewer")
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +317,8 @@ current-context: c
 		args             []string
 		want             string
 	}{
-		{"no kubeconfig", filepath.Join(dir, "absent"), []string{"status"}, "kubeconfig"},
+		{"kubeconfig absent", filepath.Join(dir, "absent"), []string{"status"}, "kubeconfig"},
+		{"kubeconfig without a cluster", empty, []string{"install", "--mock-phantom"}, "no cluster configured: no kubeconfig found"},
 		{"unreachable", unreachable, []string{"install", "--mock-phantom", "--skip-falco"}, "cannot reach the cluster"},
 		{"no permissions", restricted, []string{"install", "--mock-phantom", "-n", "fp-denied"}, "missing permissions: create namespaces (cluster-wide)"},
 		{"conflicting flags", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "--phantom-url", "https://x"}, "--mock-phantom installs its own SOAR"},
