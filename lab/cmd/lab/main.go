@@ -87,7 +87,9 @@ The lab is up (%s). Look at the cases in the mock SOAR:
   open http://127.0.0.1:8080/   user admin, password:
   kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d
 
-Open a shell yourself (the alert shows up as a new artifact):  kubectl falco-phantom test-shell --interactive
+Open a shell yourself (the alert shows up as a new artifact):
+  make build && export PATH=$PWD/bin:$PATH    # puts the plugin on your PATH
+  kubectl falco-phantom test-shell --interactive
 Delete the lab:  make lab-down
 `, time.Since(start).Round(time.Second), kubeconfig, ns, install.ReleaseMock, ns, install.SecretMock)
 	return testErr

@@ -244,7 +244,13 @@ func summary(w io.Writer, res *install.Result, o install.Options) error {
 	}
 	fmt.Fprintf(w, "\nAlerts flow: falcosidekick -> %s -> forwarder -> %s\n", res.NATSURL, res.PhantomURL)
 	fmt.Fprintf(w, "Check it:    kubectl falco-phantom status -n %s\n", res.Namespace)
-	fmt.Fprintf(w, "Prove it:    kubectl falco-phantom test-shell -n %s\n", res.Namespace)
+	// test-shell's -n is where its pod goes; the pipeline's namespace is
+	// --install-namespace.
+	if res.Namespace == install.DefaultNamespace {
+		fmt.Fprintf(w, "Prove it:    kubectl falco-phantom test-shell\n")
+	} else {
+		fmt.Fprintf(w, "Prove it:    kubectl falco-phantom test-shell --install-namespace %s\n", res.Namespace)
+	}
 	if o.Runtime == install.RuntimeKubeless {
 		fmt.Fprintf(w, "Kubeless:    Function %s and its NATSTriggers in %s (see docs/kubeless.md)\n", kubeless.FunctionName, res.Namespace)
 	}
