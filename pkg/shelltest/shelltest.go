@@ -178,6 +178,6 @@ func (p progress) step(format string, args ...any) {
 }
 
 // SOARClient builds the client used to read SOAR.
-func SOARClient(url string, auth phantom.Auth, insecure bool) (*phantom.Client, error) {
-	return phantom.New(phantom.Config{BaseURL: url, Credentials: phantom.StaticCredentials(auth), InsecureSkipVerify: insecure, Timeout: 15 * time.Second})
+func SOARClient(url string, auth phantom.Auth, insecure bool, caPEM []byte) (*phantom.Client, error) {
+	return phantom.New(phantom.Config{BaseURL: url, Credentials: phantom.StaticCredentials(auth), InsecureSkipVerify: insecure, CAPEM: caPEM, Timeout: 15 * time.Second})
 }

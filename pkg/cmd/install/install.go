@@ -131,6 +131,12 @@ func (o *options) complete(cmd *cobra.Command) error {
 	if o.phantomPassword != "" || o.phantomToken != "" {
 		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-password/--phantom-token are visible to other users in the process list; prefer the -file flags or $PHANTOM_PASSWORD/$PHANTOM_TOKEN")
 	}
+	if v.InsecureSkipTLSVerify && !v.MockPhantom {
+		fmt.Fprintln(o.streams.ErrOut, "warning: --insecure-skip-tls-verify: the forwarder will not verify SOAR's certificate, so anyone on the path can read and change the credentials and alerts; prefer --phantom-ca-file")
+	}
+	if strings.HasPrefix(strings.ToLower(v.PhantomURL), "http://") {
+		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-url is plain http: the SOAR credentials and the alerts cross the network in clear; use https")
+	}
 	password, err := secretFrom(o.phantomPassword, o.passwordFile, o.getenv("PHANTOM_PASSWORD"), "--phantom-password-file")
 	if err != nil {
 		return err

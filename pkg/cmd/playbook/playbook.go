@@ -5,7 +5,6 @@ package playbook
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,10 +48,11 @@ func Options(f Flags, namespace string) (install.Options, error) {
 			return o, fmt.Errorf("with --runtime default the forwarder consumes one subject: give one -t (a wildcard such as falco.> covers all)")
 		}
 	}
-	for _, kv := range f.Env {
+	for i, kv := range f.Env {
 		key, value, ok := strings.Cut(kv, "=")
 		if !ok {
-			return o, fmt.Errorf("-e %q: want KEY=VALUE", redact(kv))
+			// Not repeated: it may be a password typed without its key.
+			return o, fmt.Errorf("-e number %d: want KEY=VALUE (one of %s)", i+1, strings.Join(Settings, ", "))
 		}
 		switch key {
 		case "PHANTOM_BASE_URL":
@@ -76,14 +76,6 @@ func Options(f Flags, namespace string) (install.Options, error) {
 		}
 	}
 	return o, nil
-}
-
-func redact(kv string) string {
-	key, _, _ := strings.Cut(kv, "=")
-	if slices.Contains([]string{"PHANTOM_PASSWORD", "PHANTOM_TOKEN"}, key) {
-		return key + "=..."
-	}
-	return kv
 }
 
 // NewCommand returns the playbook command with its deploy subcommand.

@@ -38,7 +38,7 @@ func TestPlaybookErrors(t *testing.T) {
 		{"other playbook", playbook.Flags{Playbook: "slack", Topics: []string{"falco.>"}}, "phantom playbook only"},
 		{"no topic", playbook.Flags{Playbook: "phantom"}, "-t is required"},
 		{"unknown setting", playbook.Flags{Playbook: "phantom", Topics: []string{"falco.>"}, Env: []string{"SLACK_WEBHOOK_URL=x"}}, "accepted: PHANTOM_BASE_URL"},
-		{"not key=value", playbook.Flags{Playbook: "phantom", Topics: []string{"falco.>"}, Env: []string{"PHANTOM_PASSWORD"}}, "want KEY=VALUE"},
+		{"not key=value", playbook.Flags{Playbook: "phantom", Topics: []string{"falco.>"}, Env: []string{"PHANTOM_USER=u", "PHANTOM_PASSWORD:hunter2"}}, "-e number 2: want KEY=VALUE"},
 		{"bad verify", playbook.Flags{Playbook: "phantom", Topics: []string{"falco.>"}, Env: []string{"VERIFY_SSL=sometimes"}}, "VERIFY_SSL"},
 		{"default runtime, two topics", playbook.Flags{Playbook: "phantom", Runtime: install.RuntimeDefault, Topics: []string{"a.b", "c.d"}}, "one subject"},
 	}
@@ -51,6 +51,9 @@ func TestPlaybookErrors(t *testing.T) {
 			_, err := playbook.Options(tt.f, "ns")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v, want one mentioning %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("the error repeats a password: %v", err)
 			}
 		})
 	}

@@ -204,6 +204,9 @@ func TestInstallWithExistingNATSFalcoAndSOAR(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, progress)
 	}
+	if !strings.Contains(progress, "warning: --insecure-skip-tls-verify") {
+		t.Errorf("no warning that SOAR's certificate goes unverified:\n%s", progress)
+	}
 	fwd, err := kube.AppsV1().Deployments(ns).Get(ctx, install.ReleaseForwarder, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -481,6 +484,16 @@ func TestTestShellFailuresHaveTheirExitCodes(t *testing.T) {
 	}
 	if plugin.ExitCode(err) != 3 || json.Unmarshal([]byte(out), &res) != nil || res.Outcome != "exec-failed" || !strings.Contains(res.Error, "no-such-pod") {
 		t.Errorf("no pod: exit %d (%v), result %s", plugin.ExitCode(err), err, out)
+	}
+	// A SOAR with a private CA: unreachable (exit 4) until --phantom-ca-file
+	// trusts it; then the run gets as far as the shell (exit 3: no pod).
+	tlsURL, caFile := testkit.StartPhantomTLS(t)
+	tlsArgs := []string{"test-shell", "-n", "default", "--pod", "no-such-pod", "--phantom-url", tlsURL, "--phantom-token-file", tokenFile}
+	if out, _, err := kubectl(t, apiServer.Kubeconfig, tlsArgs...); plugin.ExitCode(err) != 4 {
+		t.Errorf("untrusted SOAR certificate: exit %d (%v), want 4\n%s", plugin.ExitCode(err), err, out)
+	}
+	if out, _, err := kubectl(t, apiServer.Kubeconfig, append(tlsArgs, "--phantom-ca-file", caFile)...); plugin.ExitCode(err) != 3 {
+		t.Errorf("SOAR trusted with --phantom-ca-file: exit %d (%v), want 3 (no pod)\n%s", plugin.ExitCode(err), err, out)
 	}
 	// Without an install and without --phantom-url there is nothing to read.
 	_, _, err = kubectl(t, apiServer.Kubeconfig, "test-shell", "--install-namespace", "fp-none")

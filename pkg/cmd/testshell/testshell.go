@@ -34,6 +34,7 @@ type options struct {
 	phantomURL, phantomUser string
 	passwordFile, tokenFile string
 	insecure                bool
+	caFile                  string
 }
 
 // Failed carries the outcome's exit code after the timeline is printed.
@@ -92,6 +93,7 @@ opened, 4 SOAR unreachable. On failure the command says which hop to look at
 	f.StringVar(&o.passwordFile, "phantom-password-file", "", "file holding the SOAR password")
 	f.StringVar(&o.tokenFile, "phantom-token-file", "", "file holding a SOAR token (or $PHANTOM_TOKEN)")
 	f.BoolVar(&o.insecure, "phantom-insecure-skip-tls-verify", false, "do not verify SOAR's certificate")
+	f.StringVar(&o.caFile, "phantom-ca-file", "", "PEM file of CAs to trust for SOAR's certificate (--phantom-url)")
 	output.AddFlag(cmd, &o.output)
 	return cmd
 }
@@ -147,7 +149,18 @@ func (o *options) soar(ctx context.Context, c *cluster.Cluster) (*shelltest.SOAR
 	if auth.Empty() {
 		return nil, fmt.Errorf("--phantom-url needs credentials: --phantom-token-file, or --phantom-user with --phantom-password-file")
 	}
-	client, err := shelltest.SOARClient(o.phantomURL, auth, o.insecure)
+	if o.insecure {
+		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-insecure-skip-tls-verify: SOAR's certificate is not verified, so anyone on the path can read the credentials")
+	}
+	var ca []byte
+	if o.caFile != "" {
+		b, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--phantom-ca-file: %w", err)
+		}
+		ca = b
+	}
+	client, err := shelltest.SOARClient(o.phantomURL, auth, o.insecure, ca)
 	if err != nil {
 		return nil, err
 	}
