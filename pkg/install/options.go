@@ -78,9 +78,9 @@ type Options struct {
 	PhantomAuth phantom.Auth
 	// PhantomSecret names an existing Secret with the credentials (keys
 	// user and password, or token).
-	PhantomSecret         string
+	PhantomSecret string
 	// secretHasToken: the PhantomSecret holds a token (found by Install).
-	secretHasToken bool
+	secretHasToken        bool
 	InsecureSkipTLSVerify bool
 	// PhantomCA is PEM CA certificates to trust for SOAR (from --phantom-ca-file).
 	PhantomCA    []byte
