@@ -136,6 +136,9 @@ func (o *Options) forwarderValues() map[string]any {
 	if len(o.PhantomCA) > 0 {
 		v["phantom"].(map[string]any)["caSecret"] = SecretSOARCA
 	}
+	if len(o.NATSCreds) > 0 {
+		v["nats"].(map[string]any)["credsSecret"] = SecretNATSCreds
+	}
 	if o.KEDA {
 		host := "nats"
 		if u, err := url.Parse(o.natsURL()); err == nil {

@@ -171,6 +171,13 @@ func namespaceObject(name string) *corev1.Namespace {
 // through Helm, so no release record holds them.
 func (in *Installer) applySecrets(ctx context.Context, o Options, state *State) error {
 	secrets := in.Kube.CoreV1().Secrets(o.Namespace)
+	if len(o.NATSCreds) > 0 {
+		if err := upsert(ctx, secrets, natsCredsSecret(o.Namespace, o.NATSCreds, false)); err != nil {
+			return fmt.Errorf("write Secret %s/%s: %w", o.Namespace, SecretNATSCreds, err)
+		}
+		state.addSecret(SecretNATSCreds)
+		in.progress("• NATS credentials stored in Secret %s/%s", o.Namespace, SecretNATSCreds)
+	}
 	if len(o.PhantomCA) > 0 {
 		if err := upsert(ctx, secrets, caSecret(o.Namespace, o.PhantomCA)); err != nil {
 			return fmt.Errorf("write Secret %s/%s: %w", o.Namespace, SecretSOARCA, err)
@@ -245,6 +252,10 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 	state := &State{NamespaceCreated: true}
 	o.describe(state)
 	objs := []any{namespaceObject(o.Namespace)}
+	if len(o.NATSCreds) > 0 {
+		objs = append(objs, natsCredsSecret(o.Namespace, o.NATSCreds, true))
+		state.addSecret(SecretNATSCreds)
+	}
 	if len(o.PhantomCA) > 0 {
 		objs = append(objs, caSecret(o.Namespace, o.PhantomCA))
 		state.addSecret(SecretSOARCA)

@@ -30,6 +30,8 @@ const (
 	SecretMock = "mockphantom-credentials"
 	// SecretSOARCA holds the CA certificates to trust for SOAR.
 	SecretSOARCA = "falco-phantom-soar-ca"
+	// SecretNATSCreds holds the forwarder's NATS credentials file.
+	SecretNATSCreds = "falco-phantom-nats-creds"
 	// StateConfigMap records what install created (never secrets), so that
 	// uninstall removes exactly that and status knows what to check.
 	StateConfigMap = "falco-phantom-install"
@@ -82,6 +84,9 @@ type Options struct {
 	// secretHasToken: the PhantomSecret holds a token (found by Install).
 	secretHasToken        bool
 	InsecureSkipTLSVerify bool
+	// NATSCreds is a NATS credentials file for the NATS at NATSURL (from
+	// --nats-creds-file).
+	NATSCreds []byte
 	// PhantomCA is PEM CA certificates to trust for SOAR (from --phantom-ca-file).
 	PhantomCA    []byte
 	PhantomLabel string
@@ -152,12 +157,15 @@ func (o *Options) Validate() error {
 	if o.InsecureSkipTLSVerify && o.MockPhantom {
 		add("--insecure-skip-tls-verify has no effect with --mock-phantom (it speaks plain HTTP inside the cluster)")
 	}
+	if len(o.NATSCreds) > 0 && o.NATSURL == "" {
+		add("--nats-creds-file goes with --nats-url (the NATS this command installs needs no credentials)")
+	}
 	if o.NATSURL != "" {
 		// Never quoted: it may hold a password.
 		u, err := url.Parse(o.NATSURL)
 		switch {
 		case strings.Contains(o.NATSURL, "@"):
-			add("--nats-url must not hold credentials: they would be stored in clear in the forwarder's Deployment and the install record (use a NATS that admits the namespace, e.g. with the NetworkPolicy of an installed NATS)")
+			add("--nats-url must not hold credentials: they would be stored in clear in the forwarder's Deployment and the install record; give them with --nats-creds-file")
 		case err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "":
 			add("--nats-url: want nats://host:4222 or tls://host:4222")
 		}

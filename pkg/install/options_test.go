@@ -30,6 +30,7 @@ func TestValidateNamesTheFlags(t *testing.T) {
 			o.MockPhantom, o.NATSURL, o.NATSReplicas = true, "nats://n:4222", 3
 		}, "--nats-replicas applies to the NATS this command installs"},
 		{"bad nats url", func(o *install.Options) { o.MockPhantom, o.NATSURL = true, "http://n" }, "--nats-url"},
+		{"nats creds without nats url", func(o *install.Options) { o.MockPhantom, o.NATSCreds = true, []byte("jwt") }, "--nats-creds-file goes with --nats-url"},
 		{"nats url with password", func(o *install.Options) { o.MockPhantom, o.NATSURL = true, "nats://u:pw@n:4222" }, "--nats-url must not hold credentials"},
 		{"unparsable nats url with password", func(o *install.Options) { o.MockPhantom, o.NATSURL = true, "nats://u:pw%zz@n:4222" }, "--nats-url must not hold credentials"},
 		{"two nats servers", func(o *install.Options) { o.MockPhantom, o.NATSReplicas = true, 2 }, "want 1 (a lab), or 3 or 5"},

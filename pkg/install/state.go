@@ -170,6 +170,21 @@ func credentialSecret(namespace, name string, auth phantom.Auth, redact bool) *c
 	}
 }
 
+// natsCredsSecret holds a NATS credentials file, under the key the
+// forwarder chart mounts.
+func natsCredsSecret(namespace string, creds []byte, redact bool) *corev1.Secret {
+	value := string(creds)
+	if redact {
+		value = Redacted
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: SecretNATSCreds, Namespace: namespace, Labels: managedLabels()},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: map[string]string{"nats.creds": value},
+	}
+}
+
 // caSecret holds CA certificates (public data) to trust for SOAR.
 func caSecret(namespace string, pem []byte) *corev1.Secret {
 	return &corev1.Secret{

@@ -33,6 +33,7 @@ type options struct {
 	phantomPassword, phantomToken   string
 	passwordFile, tokenFile         string
 	caFile                          string
+	natsCredsFile                   string
 }
 
 // NewCommand returns the install command.
@@ -89,6 +90,7 @@ values show in the process list.`,
 	f.StringVar(&v.PhantomSecret, "phantom-secret", "", "existing Secret in the namespace with the keys user and password, or token")
 	f.BoolVar(&v.InsecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not verify SOAR's TLS certificate (VERIFY_SSL=false); on this command the flag is about SOAR, not the API server")
 	f.StringVar(&o.caFile, "phantom-ca-file", "", "PEM file of CA certificates to trust for SOAR's certificate")
+	f.StringVar(&o.natsCredsFile, "nats-creds-file", "", "NATS credentials file for the forwarder to reach --nats-url (stored in a Secret)")
 	f.StringVar(&v.PhantomLabel, "phantom-label", v.PhantomLabel, "label of the cases; it must exist in SOAR")
 	f.StringVar(&v.NATSURL, "nats-url", "", "use this existing NATS instead of installing one")
 	f.IntVar(&v.NATSReplicas, "nats-replicas", v.NATSReplicas, "NATS servers: 1 for a lab, 3 for production (a JetStream cluster)")
@@ -159,6 +161,16 @@ func (o *options) complete(cmd *cobra.Command) error {
 			return fmt.Errorf("--phantom-ca-file: %s holds no PEM certificate", o.caFile)
 		}
 		v.PhantomCA = pem
+	}
+	if o.natsCredsFile != "" {
+		creds, err := os.ReadFile(o.natsCredsFile)
+		if err != nil {
+			return fmt.Errorf("--nats-creds-file: %w", err)
+		}
+		if len(strings.TrimSpace(string(creds))) == 0 {
+			return fmt.Errorf("--nats-creds-file: %s is empty", o.natsCredsFile)
+		}
+		v.NATSCreds = creds
 	}
 	return nil
 }

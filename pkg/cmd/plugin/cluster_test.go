@@ -198,9 +198,13 @@ func TestInstallWithExistingNATSFalcoAndSOAR(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("real-soar-token-123\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	credsFile := filepath.Join(t.TempDir(), "nats.creds")
+	if err := os.WriteFile(credsFile, []byte("-----BEGIN NATS USER JWT-----\nnats-jwt-never-elsewhere\n------END NATS USER JWT------\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	_, progress, err := kubectl(t, kc, "install", "-n", ns, "--wait=false", "--phantom-url", "https://soar.example.com/",
 		"--phantom-token-file", tokenFile, "--insecure-skip-tls-verify", "--nats-url", "nats://nats.messaging.svc:4222",
-		"--skip-falco", "--subject", "falco.*.*", "--forwarder-replicas", "2")
+		"--nats-creds-file", credsFile, "--skip-falco", "--subject", "falco.*.*", "--forwarder-replicas", "2")
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, progress)
 	}
@@ -226,6 +230,15 @@ func TestInstallWithExistingNATSFalcoAndSOAR(t *testing.T) {
 		t.Errorf("Falco installed although --skip-falco was given: %v", err)
 	}
 	assertOnlyIn(t, ns, "real-soar-token-123", install.SecretSOAR)
+	// The NATS credentials file: in its Secret, mounted, and nowhere else.
+	if env["NATS_CREDS_FILE"] == "" {
+		t.Errorf("forwarder without NATS_CREDS_FILE: env %v", env)
+	}
+	if creds, err := kube.CoreV1().Secrets(ns).Get(ctx, install.SecretNATSCreds, metav1.GetOptions{}); err != nil ||
+		!strings.Contains(string(creds.Data["nats.creds"]), "nats-jwt-never-elsewhere") {
+		t.Errorf("Secret %s: %v", install.SecretNATSCreds, err)
+	}
+	assertOnlyIn(t, ns, "nats-jwt-never-elsewhere", install.SecretNATSCreds)
 
 	// An existing Secret that holds a token only: the forwarder reads the
 	// token, not a user and password that are not there.
