@@ -316,6 +316,13 @@ func (f *Forwarder) connect() (*nats.Conn, error) {
 			if sub != nil {
 				subject = sub.Subject
 			}
+			if errors.Is(err, nats.ErrSlowConsumer) && f.cfg.NATS.Mode == ModeJetStream {
+				// The pull buffer was full, as when SOAR is slow: what was
+				// dropped is unacknowledged and comes back after AckWait.
+				f.log.Warn("NATS dropped messages the forwarder had no room for; JetStream redelivers them after AckWait",
+					"error", err, "subscription", subject, "ack_wait", f.cfg.NATS.AckWait.String())
+				return
+			}
 			f.log.Error("NATS error", "error", err, "subscription", subject)
 		}),
 	}
