@@ -308,7 +308,7 @@ func (in *Installer) Render(ctx context.Context, o Options) (string, error) {
 }
 
 // redactSecrets replaces each value of every Secret in a multi-document
-// manifest by REDACTED. The other documents are left as they are.
+// manifest by Redacted. The other documents are left as they are.
 func redactSecrets(manifest string) (string, error) {
 	const sep = "\n---\n"
 	docs := strings.Split(manifest, sep)
@@ -320,7 +320,7 @@ func redactSecrets(manifest string) (string, error) {
 		for _, field := range []string{"data", "stringData"} {
 			if values, ok := m[field].(map[string]any); ok {
 				for k := range values {
-					values[k] = "REDACTED"
+					values[k] = Redacted
 				}
 			}
 		}
