@@ -122,6 +122,10 @@ func TestArtifactErrors(t *testing.T) {
 		{"not JSON", `container_id=1`, http.StatusBadRequest, "JSON artifact object or a list"},
 		{"broken list", `[{"container_id": 1},`, http.StatusBadRequest, "not a valid JSON list"},
 		{"a number", `42`, http.StatusBadRequest, "JSON artifact object or a list"},
+		// encoding/json accepts bytes that are not UTF-8 inside strings; a
+		// strict parser, as SOAR's, does not.
+		{"not UTF-8 in data", "{\"container_id\": " + c + ", \"data\": {\"cmd\": \"sh \xff\"}}", http.StatusBadRequest, "not valid UTF-8"},
+		{"not UTF-8 in a list", "[{\"container_id\": " + c + ", \"name\": \"\xc3\"}]", http.StatusBadRequest, "not valid UTF-8"},
 	}
 	t.Run("cases", func(t *testing.T) {
 		for _, tt := range tests {

@@ -198,6 +198,8 @@ func TestContainerValidation(t *testing.T) {
 		{"description an object", `{"name": "x", "label": "events", "description": {}}`, "description must be a string"},
 		{"source_data_identifier a number", `{"name": "x", "label": "events", "source_data_identifier": 1}`, "source_data_identifier must be a string"},
 		{"artifacts not a list", `{"name": "x", "label": "events", "artifacts": {}}`, "artifacts must be a list"},
+		{"not UTF-8 in data", "{\"name\": \"x\", \"label\": \"events\", \"data\": {\"k\": \"\xff\"}}", "not valid UTF-8"},
+		{"not UTF-8 in an inline artifact", "{\"name\": \"x\", \"label\": \"events\", \"artifacts\": [{\"name\": \"\xe9\"}]}", "not valid UTF-8"},
 	}
 	t.Run("cases", func(t *testing.T) {
 		for _, tt := range tests {

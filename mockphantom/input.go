@@ -61,6 +61,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 		writeError(w, http.StatusBadRequest, "failed to read request body")
 		return nil, nil, false
 	}
+	if !utf8.Valid(buf.Bytes()) {
+		// JSON text must be UTF-8 (RFC 8259), and SOAR's parser refuses
+		// anything else; stored, it would make every listing invalid JSON.
+		release()
+		writeError(w, http.StatusBadRequest, "request body is not valid UTF-8")
+		return nil, nil, false
+	}
 	return buf.Bytes(), release, true
 }
 

@@ -20,6 +20,11 @@ import (
 // kilobytes; anything near this size is hostile or broken.
 const MaxEventBytes = 1 << 20
 
+// MaxDepth is the deepest nesting of objects and lists Parse accepts. A
+// Falco event nests three levels deep; SOAR keeps the event inside its own
+// objects, and its parser has a depth limit of its own.
+const MaxDepth = 32
+
 // Event is one Falco alert.
 type Event struct {
 	// Time is when the kernel event happened (Falco's "time").
@@ -97,6 +102,9 @@ func Parse(data []byte) (*Event, error) {
 	if data[0] != '{' {
 		return nil, &ParseError{Reason: "not a JSON object (is Falco's json_output enabled?)"}
 	}
+	if tooDeep(data, MaxDepth) {
+		return nil, &ParseError{Reason: fmt.Sprintf("nested deeper than %d levels", MaxDepth)}
+	}
 	// One pass: a decoder into the known fields, numbers kept as written.
 	var w struct {
 		Time         *string        `json:"time"`
@@ -134,10 +142,49 @@ func Parse(data []byte) (*Event, error) {
 	if ev.Time, err = time.Parse(time.RFC3339Nano, *w.Time); err != nil {
 		return nil, &ParseError{Field: "time", Reason: fmt.Sprintf("want RFC 3339 time, got %q", truncate(*w.Time, 64))}
 	}
+	if y := ev.Time.UTC().Year(); y < 1 || y > 9999 {
+		// "0000-01-01T00:30:00+01:00" and "9999-12-31T23:30:00-01:00"
+		// parse, but no SOAR can store a time outside these years.
+		return nil, &ParseError{Field: "time", Reason: fmt.Sprintf("%q is outside the years 1 to 9999 (in UTC)", truncate(*w.Time, 64))}
+	}
 	if ev.OutputFields, err = fields(w.OutputFields); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// tooDeep reports whether the JSON text b nests objects and lists deeper
+// than limit. b may be invalid; the decoder finds out.
+func tooDeep(b []byte, limit int) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			if depth++; depth > limit {
+				return true
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			// Jump to the closing quote: one not escaped by an odd number
+			// of backslashes.
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return false
+				}
+				i += j + 1
+				k := i - 1
+				for k >= 0 && b[k] == '\\' {
+					k--
+				}
+				if (i-1-k)%2 == 0 {
+					break
+				}
+			}
+		}
+	}
+	return false
 }
 
 // decodeError turns a decoding error into a ParseError naming the field.

@@ -171,6 +171,14 @@ func TestParseRejects(t *testing.T) {
 		{"tags object", `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","tags":{"a":1}}`, "tags", "list of strings"},
 		{"fields list", `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","output_fields":[1]}`, "output_fields", "want an object"},
 		{"output bool", `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","output":true}`, "output", "got a boolean"},
+		// Times that parse but that no SOAR can store.
+		{"year 0", `{"rule":"r","priority":"Notice","time":"0000-06-01T00:00:00Z"}`, "time", "outside the years 1 to 9999"},
+		{"year 0 in UTC", `{"rule":"r","priority":"Notice","time":"0001-01-01T00:30:00+01:00"}`, "time", "outside the years 1 to 9999"},
+		{"year 10000 in UTC", `{"rule":"r","priority":"Notice","time":"9999-12-31T23:30:00-01:00"}`, "time", "outside the years 1 to 9999"},
+		// Nested deeper than a Falco event ever is, in a field the event
+		// model ignores but the raw event would carry to SOAR.
+		{"deep unknown field", `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, "", "nested deeper than 32 levels"},
+		{"deep field", `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","output_fields":{"x":` + strings.Repeat(`{"a":`, 31) + "1" + strings.Repeat("}", 31) + `}}`, "", "nested deeper than 32 levels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,6 +210,47 @@ func TestParseDeeplyNested(t *testing.T) {
 	in := `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","output_fields":{"x":` + nested + `}}`
 	if _, err := Parse([]byte(in)); err == nil {
 		t.Fatal("Parse accepted 20000 levels of nesting, want an error")
+	}
+}
+
+// Nesting is counted outside strings only: brackets and escaped quotes
+// inside strings do not count.
+func TestParseNestingLimit(t *testing.T) {
+	t.Parallel()
+	head := `{"rule":"r","priority":"Notice","time":"2026-01-01T00:00:00Z","output_fields":{"s":"[[[[\\\"{{{{\\\\","x":`
+	ok := head + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `}}`
+	if _, err := Parse([]byte(ok)); err != nil {
+		t.Errorf("Parse of an event nested %d levels deep: %v", MaxDepth, err)
+	}
+	deep := head + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}}`
+	if _, err := Parse([]byte(deep)); err == nil || !strings.Contains(err.Error(), "nested deeper") {
+		t.Errorf("Parse of an event nested %d levels deep: %v, want it refused", MaxDepth+1, err)
+	}
+}
+
+// Duplicate keys: the last one wins, as in encoding/json, Python's json
+// module (SOAR) and JavaScript's JSON.parse, so that a field and the raw
+// event read back agree.
+func TestParseDuplicateKeysLastWins(t *testing.T) {
+	t.Parallel()
+	in := `{"rule":"first","rule":"Terminal shell in container","priority":"Notice","time":"2026-01-01T00:00:00Z",` +
+		`"output_fields":{"proc.cmdline":"sh -c hidden","proc.cmdline":"sh -c shown"}}`
+	ev, err := Parse([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Rule         string            `json:"rule"`
+		OutputFields map[string]string `json:"output_fields"`
+	}
+	if err := json.Unmarshal([]byte(in), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Rule != "Terminal shell in container" || ev.OutputFields.String("proc.cmdline") != "sh -c shown" {
+		t.Errorf("rule %q, proc.cmdline %q; want the last of each", ev.Rule, ev.OutputFields.String("proc.cmdline"))
+	}
+	if raw.Rule != ev.Rule || raw.OutputFields["proc.cmdline"] != ev.OutputFields.String("proc.cmdline") {
+		t.Errorf("the raw event decodes to rule %q, proc.cmdline %q; Parse to %q, %q", raw.Rule, raw.OutputFields["proc.cmdline"], ev.Rule, ev.OutputFields.String("proc.cmdline"))
 	}
 }
 

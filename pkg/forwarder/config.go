@@ -3,6 +3,7 @@ package forwarder
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -330,12 +331,25 @@ func validSubject(s string, wild bool) error {
 	return nil
 }
 
-// RedactURL removes credentials from NATS URLs (comma separated) before
-// they are shown: everything up to the last "@" of each, whether it parses
-// or not, and with or without a scheme.
+// ConnectError is the error of a failed connection to the NATS servers at
+// urls, safe to show: the URLs are redacted, and a URL the client could not
+// parse is not quoted (the parser's error would quote it, password and all).
+func ConnectError(urls string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = errors.New("the URL is not valid (want nats://host:4222, comma separated for several servers)")
+	}
+	return fmt.Errorf("connect to NATS %s: %w", RedactURL(urls), err)
+}
+
+// RedactURL removes credentials from NATS URLs before they are shown. A
+// list is split only where a new URL begins (a comma followed by a scheme,
+// as in "nats://a:4222,nats://b:4222"): a comma can also be part of a
+// password. In each URL, everything up to its last "@" is redacted,
+// whether it parses or not, and with or without a scheme.
 func RedactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, part := range parts {
+	var out []string
+	for _, part := range splitURLs(raw) {
 		part = strings.TrimSpace(part)
 		scheme, rest, ok := strings.Cut(part, "://")
 		if !ok {
@@ -347,7 +361,36 @@ func RedactURL(raw string) string {
 		if ok {
 			rest = scheme + "://" + rest
 		}
-		parts[i] = rest
+		out = append(out, rest)
 	}
-	return strings.Join(parts, ",")
+	return strings.Join(out, ",")
+}
+
+// splitURLs splits a comma-separated list of URLs at the commas that are
+// followed by a scheme ("nats://", "tls://", ...), after optional spaces.
+func splitURLs(raw string) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == ',' && startsWithScheme(strings.TrimLeft(raw[i+1:], " \t")) {
+			parts = append(parts, raw[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, raw[start:])
+}
+
+// startsWithScheme reports whether s begins with "scheme://".
+func startsWithScheme(s string) bool {
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok || scheme == "" {
+		return false
+	}
+	for i, c := range scheme {
+		letter := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return true
 }

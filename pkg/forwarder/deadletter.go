@@ -1,12 +1,15 @@
 package forwarder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +59,155 @@ type deadLetterSink interface {
 	// put keeps ms[i] as a dead letter for dls[i] and returns one error
 	// per message, nil for those it kept.
 	put(ctx context.Context, ms []*Message, dls []*DeadLetterError) []error
+}
+
+// deadLetterQueue takes dead letters from the workers, which go on at
+// once, and writes them to the sink from a goroutine of its own. What the
+// sink does not take (a dead-letter stream that is full, with limits that
+// discard new messages, or unavailable) is held, unacknowledged, and
+// retried with backoff: a dead letter that cannot be written never holds
+// back the valid alerts behind it. Held events still count against the
+// consumer's MaxAckPending and the bytes in flight.
+type deadLetterQueue struct {
+	sink    deadLetterSink
+	metrics *Metrics
+	log     *slog.Logger
+	kick    chan struct{} // a dead letter is waiting to be written
+
+	mu      sync.Mutex
+	pending []deadLetter
+	// refusal is the sink's last error while dead letters are held.
+	refusal error
+}
+
+type deadLetter struct {
+	msg *Message
+	why *DeadLetterError
+}
+
+// deadLetterBatch is the most dead letters written in one go.
+const deadLetterBatch = 256
+
+func newDeadLetterQueue(sink deadLetterSink, metrics *Metrics, log *slog.Logger) *deadLetterQueue {
+	return &deadLetterQueue{sink: sink, metrics: metrics, log: log, kick: make(chan struct{}, 1)}
+}
+
+// add queues m to be kept as a dead letter for why.
+func (q *deadLetterQueue) add(m *Message, why *DeadLetterError) {
+	q.mu.Lock()
+	q.pending = append(q.pending, deadLetter{m, why})
+	q.metrics.deadLettersHeld.Set(float64(len(q.pending)))
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Held returns how many dead letters wait to be written, and the sink's
+// last error when it refused them (nil while it has not).
+func (q *deadLetterQueue) Held() (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending), q.refusal
+}
+
+// run writes dead letters as they come until stop is closed, then tries
+// once more to write what it holds and gives back what is left. ctx bounds
+// each write.
+func (q *deadLetterQueue) run(ctx context.Context, stop <-chan struct{}) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	var retry <-chan time.Time // set while the sink refuses
+	failures := 0
+	for {
+		kick := q.kick
+		if retry != nil {
+			kick = nil // new dead letters wait for the retry
+		}
+		select {
+		case <-stop:
+			q.write(ctx)
+			q.giveBack()
+			return
+		case <-tick.C:
+			q.each(func(d deadLetter) { d.msg.inProgress() })
+			continue
+		case <-kick:
+		case <-retry:
+		}
+		if q.write(ctx) {
+			failures, retry = 0, nil
+			continue
+		}
+		failures++
+		wait := backoff(failures, false)
+		retry = time.After(wait)
+		n, err := q.Held()
+		q.log.Error("cannot store dead letters; holding them, valid alerts still flow", "error", err, "held", n, "retry_in", wait.Round(time.Millisecond).String())
+	}
+}
+
+// write hands everything pending to the sink, a batch at a time, and
+// reports whether all of it was taken.
+func (q *deadLetterQueue) write(ctx context.Context) bool {
+	q.mu.Lock()
+	todo := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+	var failed []deadLetter
+	var firstErr error
+	for len(todo) > 0 {
+		batch := todo[:min(len(todo), deadLetterBatch)]
+		todo = todo[len(batch):]
+		ms, whys := make([]*Message, len(batch)), make([]*DeadLetterError, len(batch))
+		for i, d := range batch {
+			ms[i], whys[i] = d.msg, d.why
+		}
+		for i, err := range q.sink.put(ctx, ms, whys) {
+			d := batch[i]
+			if err != nil {
+				failed = append(failed, d)
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			q.metrics.deadLettered.WithLabelValues(d.why.Reason).Inc()
+			q.log.Warn("event dead-lettered", "reason", d.why.Reason, "error", d.why.Detail, "subject", d.msg.Subject, "bytes", len(d.msg.Data))
+			d.msg.done(d.why)
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(failed, q.pending...)
+	q.metrics.deadLettersHeld.Set(float64(len(q.pending)))
+	switch {
+	case len(failed) > 0:
+		q.refusal = firstErr
+	case len(q.pending) == 0:
+		q.refusal = nil
+	}
+	return len(failed) == 0
+}
+
+func (q *deadLetterQueue) each(fn func(deadLetter)) {
+	q.mu.Lock()
+	held := slices.Clone(q.pending)
+	q.mu.Unlock()
+	for _, d := range held {
+		fn(d)
+	}
+}
+
+// giveBack returns what is held for redelivery.
+func (q *deadLetterQueue) giveBack() {
+	q.mu.Lock()
+	held := q.pending
+	q.pending = nil
+	q.metrics.deadLettersHeld.Set(0)
+	q.mu.Unlock()
+	for _, d := range held {
+		d.msg.nak()
+	}
 }
 
 // natsDeadLetters publishes dead letters to NATS. With a JetStream context
@@ -124,7 +276,9 @@ func deadLetterMsg(prefix string, m *Message, dl *DeadLetterError) *nats.Msg {
 	h := nats.Header{}
 	h.Set(HeaderReason, dl.Reason)
 	h.Set(HeaderError, headerValue(dl.Detail, 1024))
-	h.Set(HeaderSubject, headerValue(m.Subject, 256))
+	// Intact: replay publishes to it. NATS bounds subjects (a publish line
+	// is at most 4 KiB by default) and they hold no white space.
+	h.Set(HeaderSubject, oneLine(m.Subject))
 	h.Set(HeaderSize, strconv.Itoa(len(m.Data)))
 	h.Set(HeaderReceived, m.Received.UTC().Format(time.RFC3339Nano))
 	if len(body) > maxDeadLetterBody {
@@ -135,14 +289,16 @@ func deadLetterMsg(prefix string, m *Message, dl *DeadLetterError) *nats.Msg {
 }
 
 // headerValue makes s safe as a NATS header value: one line, bounded.
-func headerValue(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
+func headerValue(s string, n int) string { return bound(oneLine(s), n) }
+
+// oneLine replaces control characters by spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
 		}
 		return r
 	}, s)
-	return bound(s, n)
 }
 
 // ensureDeadLetterStream creates the stream that keeps dead letters in
@@ -172,20 +328,31 @@ func ensureDeadLetterStream(ctx context.Context, js jetstream.JetStream, cfg NAT
 // ReplayResult counts what a replay did.
 type ReplayResult struct {
 	Replayed int `json:"replayed"`
-	// Skipped were cut when dead-lettered, or had no original subject.
-	Skipped int `json:"skipped"`
+	// Skipped were not replayed and stay in the dead-letter stream: cut
+	// when dead-lettered, without an original subject, or with one that
+	// NATS refuses or that no stream captures.
+	Skipped []ReplaySkip `json:"skipped"`
 	// Left are dead letters of other reasons, not touched.
 	Left int `json:"left"`
+}
+
+// ReplaySkip is a dead letter a replay left in place, and why.
+type ReplaySkip struct {
+	Sequence uint64 `json:"sequence"`
+	Reason   string `json:"reason"`
+	Why      string `json:"why"`
 }
 
 // ReplayDeadLetters publishes dead letters back to their original subjects
 // (so the event stream stores them again and the forwarder retries them)
 // and removes each from the dead-letter stream once the event stream has
 // confirmed it. Only dead letters whose reason is in reasons are replayed
-// (all when reasons is empty). Replaying is safe to repeat: delivery is
-// idempotent.
+// (all when reasons is empty). One that cannot be replayed is skipped, and
+// the replay goes on with the next; it stops only when NATS itself fails.
+// Replaying is safe to repeat: delivery is idempotent, and with nothing to
+// replay it does nothing.
 func ReplayDeadLetters(ctx context.Context, js jetstream.JetStream, stream string, reasons []string) (ReplayResult, error) {
-	var res ReplayResult
+	res := ReplayResult{Skipped: []ReplaySkip{}}
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return res, fmt.Errorf("open dead-letter stream %q: %w", stream, err)
@@ -201,6 +368,7 @@ func ReplayDeadLetters(ctx context.Context, js jetstream.JetStream, stream strin
 	if err != nil {
 		return res, fmt.Errorf("read dead-letter stream %q: %w", stream, err)
 	}
+	// Dead letters written while the replay runs are left for the next.
 	last := info.State.LastSeq
 	for {
 		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
@@ -211,23 +379,42 @@ func ReplayDeadLetters(ctx context.Context, js jetstream.JetStream, stream strin
 		if err != nil {
 			return res, fmt.Errorf("read dead letter metadata: %w", err)
 		}
+		seq := meta.Sequence.Stream
+		if seq > last {
+			return res, nil
+		}
 		h := msg.Headers()
 		subject, reason := h.Get(HeaderSubject), h.Get(HeaderReason)
+		skip := func(why string) {
+			res.Skipped = append(res.Skipped, ReplaySkip{Sequence: seq, Reason: reason, Why: why})
+		}
 		switch {
 		case len(reasons) > 0 && !slices.Contains(reasons, reason):
 			res.Left++
-		case subject == "" || h.Get(HeaderTruncated) == "true":
-			res.Skipped++
+		case subject == "":
+			skip("no original subject")
+		case h.Get(HeaderTruncated) == "true":
+			skip("the event was cut when it was dead-lettered")
 		default:
-			if _, err := js.Publish(ctx, subject, msg.Data()); err != nil {
-				return res, fmt.Errorf("republish dead letter %d to %s: %w", meta.Sequence.Stream, subject, err)
+			_, err := js.Publish(ctx, subject, msg.Data())
+			switch {
+			case errors.Is(err, nats.ErrBadSubject):
+				skip("the original subject is not a valid NATS subject")
+			case errors.Is(err, jetstream.ErrNoStreamResponse):
+				skip("no stream captures the original subject")
+			case err != nil:
+				return res, fmt.Errorf("republish dead letter %d: %w", seq, err)
+			default:
+				if err := s.DeleteMsg(ctx, seq); err != nil {
+					return res, fmt.Errorf("remove replayed dead letter %d: %w", seq, err)
+				}
+				res.Replayed++
 			}
-			if err := s.DeleteMsg(ctx, meta.Sequence.Stream); err != nil {
-				return res, fmt.Errorf("remove replayed dead letter %d: %w", meta.Sequence.Stream, err)
-			}
-			res.Replayed++
 		}
-		if meta.Sequence.Stream >= last {
+		// NumPending counts what is left of the stream after this one;
+		// the last sequence may be a dead letter removed by an earlier
+		// replay, which never comes.
+		if seq >= last || meta.NumPending == 0 {
 			return res, nil
 		}
 	}

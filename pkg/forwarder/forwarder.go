@@ -34,6 +34,8 @@ type Forwarder struct {
 	client  *phantom.Client
 
 	budget *byteBudget // bytes of events in flight
+	// caseCheckInterval is how long SOAR's word on a case id is trusted.
+	caseCheckInterval time.Duration
 
 	ready atomic.Bool // the source is consuming
 	// probeErr is what the last check of SOAR found (nil: fine).
@@ -62,7 +64,8 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SOAR client: %w", err)
 	}
-	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newByteBudget(maxInFlightBytes)}, nil
+	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newByteBudget(maxInFlightBytes),
+		caseCheckInterval: caseCheckInterval}, nil
 }
 
 func credentials(c PhantomConfig) phantom.Credentials {
@@ -102,6 +105,9 @@ func (f *Forwarder) Ready() error {
 	if p := f.pipe.Load(); p != nil {
 		if err := p.Blocked(); err != nil {
 			return err
+		}
+		if n, err := p.deadLetters.Held(); err != nil {
+			return fmt.Errorf("%d dead letter(s) held, the dead-letter stream refuses them (valid alerts still flow): %w", n, err)
 		}
 	}
 	if err := f.probeErr.Load(); err != nil && *err != nil && isBlocking(*err) {
@@ -192,6 +198,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			f.work(ctx, deliverCtx, src.pipe, q)
 		}()
 	}
+	dlStop, dlDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(dlDone)
+		src.pipe.deadLetters.run(deliverCtx, dlStop)
+	}()
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- src.run(ctx, msgs, &f.ready) }()
 
@@ -210,6 +221,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		cancelDeliver()
 	}
 	workers.Wait()
+	// The workers hand over no more dead letters: write what is held, give
+	// back what cannot be.
+	close(dlStop)
+	<-dlDone
 	if runErr == nil {
 		// The JetStream source gives back what its client prefetched: let it finish
 		// before the connection goes.
@@ -331,7 +346,7 @@ func (f *Forwarder) connect() (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(f.cfg.NATS.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS %s: %w", RedactURL(f.cfg.NATS.URL), err)
+		return nil, ConnectError(f.cfg.NATS.URL, err)
 	}
 	return nc, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -45,9 +46,16 @@ import (
 
 // pointHistory bounds the points kept per incident key. Redeliveries of
 // alerts older than the oldest kept point may open a new case.
+//
+// Points older than anchorMaxAge before the newest point are forgotten.
+// The newest point is the newest the forwarder's own clock can vouch for:
+// one stamped more than maxClockSkew ahead of it (a node whose clock is
+// wrong, or a publisher that is not Falco) is an outlier, and must not push
+// the real points out; it stays a point of its own case.
 const (
 	pointHistory = 256
 	anchorMaxAge = 48 * time.Hour
+	maxClockSkew = time.Hour
 )
 
 // point is a time known to belong to the case anchored at Case.
@@ -92,13 +100,21 @@ func pick(points []point, t int64, window time.Duration) (anchor int64, add bool
 	return 0, false, false
 }
 
-// withPoint adds p to sorted points and drops those beyond the history.
-func withPoint(points []point, p point) []point {
+// withPoint adds p to sorted points and drops those beyond the history;
+// now is the forwarder's clock.
+func withPoint(points []point, p point, now time.Time) []point {
 	i := sort.Search(len(points), func(i int) bool { return points[i].At > p.At })
 	out := slices.Insert(slices.Clone(points), i, p)
-	newest := out[len(out)-1].At
+	trusted := now.Add(maxClockSkew).UnixNano()
+	newest := int64(math.MinInt64)
+	for j := len(out) - 1; j >= 0; j-- {
+		if out[j].At <= trusted {
+			newest = out[j].At
+			break
+		}
+	}
 	cut := 0
-	for cut < len(out)-1 && (len(out)-cut > pointHistory || out[cut].At < newest-int64(anchorMaxAge)) {
+	for cut < len(out)-1 && (len(out)-cut > pointHistory || (newest != math.MinInt64 && out[cut].At < newest-int64(anchorMaxAge))) {
 		cut++
 	}
 	return out[cut:]
@@ -118,13 +134,14 @@ type anchorStore interface {
 type grouper struct {
 	window time.Duration
 	store  anchorStore
+	now    func() time.Time
 
 	mu    sync.Mutex
 	cache map[string][]point
 }
 
 func newGrouper(window time.Duration, store anchorStore) *grouper {
-	return &grouper{window: window, store: store, cache: map[string][]point{}}
+	return &grouper{window: window, store: store, now: time.Now, cache: map[string][]point{}}
 }
 
 // maxCachedKeys bounds the grouper's memory; the cache is dropped when full.
@@ -155,7 +172,7 @@ func (g *grouper) caseFor(ctx context.Context, ev *falco.Event) (string, error) 
 		if !ok {
 			anchor = t
 		}
-		next := withPoint(points, point{At: t, Case: anchor})
+		next := withPoint(points, point{At: t, Case: anchor}, g.now())
 		stored, err := g.store.compareAndSet(ctx, key, next, rev)
 		if err != nil {
 			return "", fmt.Errorf("store incident point: %w", err)

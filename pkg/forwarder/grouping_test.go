@@ -161,17 +161,68 @@ func TestWithPointBoundsHistory(t *testing.T) {
 	var points []point
 	for i := int64(0); i < pointHistory+50; i++ {
 		at := i * int64(time.Minute)
-		points = withPoint(points, point{At: at, Case: at})
+		points = withPoint(points, point{At: at, Case: at}, time.Now())
 	}
 	if len(points) != pointHistory {
 		t.Fatalf("kept %d points, want %d", len(points), pointHistory)
 	}
-	old := withPoint([]point{{0, 0}}, point{At: int64(anchorMaxAge) + 1, Case: int64(anchorMaxAge) + 1})
+	old := withPoint([]point{{0, 0}}, point{At: int64(anchorMaxAge) + 1, Case: int64(anchorMaxAge) + 1}, time.Now())
 	if len(old) != 1 {
 		t.Errorf("a point older than %s was kept: %v", anchorMaxAge, old)
 	}
-	mixed := withPoint([]point{{10, 10}, {30, 10}}, point{At: 20, Case: 10})
+	mixed := withPoint([]point{{10, 10}, {30, 10}}, point{At: 20, Case: 10}, time.Now())
 	if mixed[1].At != 20 {
 		t.Errorf("points not kept sorted: %v", mixed)
+	}
+}
+
+// An alert stamped far ahead of the forwarder's clock (a node clock days
+// off) is an outlier: it gets a case of its own, and the incident's real
+// points stay, so that a later resend of an old alert goes to the case it
+// went to before and later alerts still join the incident.
+func TestGroupingFutureAlertIsAnOutlier(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	g := newGrouper(time.Minute, newMemoryAnchors())
+	g.now = func() time.Time { return now }
+	at := func(d time.Duration) *falco.Event { return shellEvent("abc", now.Add(d)) }
+	var first []string
+	for _, d := range []time.Duration{-30 * time.Second, -20 * time.Second, -10 * time.Second} {
+		c, err := g.caseFor(ctx, at(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, c)
+	}
+	future, err := g.caseFor(ctx, at(72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if future == first[0] {
+		t.Error("the alert three days ahead joined the incident")
+	}
+	// Another replica (no cache) gets the resend of the second alert, and
+	// the next alert of the incident.
+	other := newGrouper(time.Minute, g.store)
+	other.now = g.now
+	resend, err := other.caseFor(ctx, at(-20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := other.caseFor(ctx, at(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first[0] != first[1] || first[1] != first[2] || resend != first[0] || next != first[0] {
+		t.Errorf("cases %v, resend %s, next %s; want one case for all of them", first, resend, next)
+	}
+	// Points older than the history before the newest trusted point still go.
+	points, _, _ := g.store.load(ctx, groupKey(at(0)))
+	points = withPoint(points, point{At: now.Add(50 * time.Hour).UnixNano(), Case: now.Add(50 * time.Hour).UnixNano()}, now.Add(50*time.Hour))
+	for _, p := range points {
+		if p.At < now.Add(2*time.Hour).UnixNano() {
+			t.Errorf("point %s kept, more than %s before the newest trusted one", time.Unix(0, p.At).UTC(), anchorMaxAge)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -459,6 +460,47 @@ func assertPagesEscape(t *testing.T, base string, caseID int64) {
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 			t.Errorf("GET %s: Content-Security-Policy %q, want scripts off", path, csp)
+		}
+	}
+}
+
+// An alert with bytes that are not UTF-8 (a command line of raw bytes)
+// reaches SOAR as valid UTF-8 JSON, with U+FFFD in their place, in the
+// artifact's fields and in the raw event it keeps; SOAR's listing stays
+// valid JSON text.
+func TestInvalidUTF8ReachesSOARAsValidJSON(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	startForwarder(t, baseConfig(n.URL(), soar.URL))
+	nc := connect(t, n.URL())
+	raw := `{"rule":"Terminal shell in container","priority":"Notice","time":"` + time.Now().UTC().Format(time.RFC3339Nano) +
+		`","output":"sh -c ` + "\xff\xfe" + `","output_fields":{"container.id":"0bad0bad0bad","proc.cmdline":"sh -c echo ` + "\xc3\x28" + ` utf8"}}`
+	if err := nc.Publish("falco.notice.terminal_shell_in_container", []byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	c := soarClient(t, soar.URL)
+	arts := waitStored(t, c, []string{"utf8"}, 20*time.Second)
+	if cmd := arts["utf8"].CEF["commandLine"]; cmd != "sh -c echo \uFFFD( utf8" {
+		t.Errorf("commandLine = %q, want U+FFFD in place of the invalid byte", cmd)
+	}
+	for _, path := range []string{"/rest/artifact?page_size=0", "/rest/container?page_size=0"} {
+		req, err := http.NewRequest(http.MethodGet, soar.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(testkit.User, testkit.Password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.Valid(body) || !strings.Contains(string(body), "sh -c \uFFFD") {
+			t.Errorf("GET %s is not valid UTF-8 JSON with U+FFFD in the raw event: %q", path, tail(string(body), 300))
 		}
 	}
 }

@@ -11,6 +11,7 @@ const (
 	MetricDelivered    = "falco_phantom_events_delivered_total"
 	MetricRetried      = "falco_phantom_events_retried_total"
 	MetricDeadLettered = "falco_phantom_events_dead_lettered_total"
+	MetricDeadHeld     = "falco_phantom_dead_letters_held"
 	MetricPhantomErrs  = "falco_phantom_phantom_errors_total"
 	MetricPhantomUp    = "falco_phantom_phantom_up"
 	MetricCases        = "falco_phantom_cases_created_total"
@@ -21,17 +22,18 @@ const (
 
 // Metrics are the forwarder's Prometheus metrics, in a registry of its own.
 type Metrics struct {
-	Registry     *prometheus.Registry
-	received     prometheus.Counter
-	delivered    *prometheus.CounterVec
-	retried      prometheus.Counter
-	deadLettered *prometheus.CounterVec
-	phantomErrs  *prometheus.CounterVec
-	phantomUp    prometheus.Gauge
-	cases        prometheus.Counter
-	requests     *prometheus.CounterVec
-	latency      prometheus.Histogram
-	eventAge     prometheus.Histogram
+	Registry        *prometheus.Registry
+	received        prometheus.Counter
+	delivered       *prometheus.CounterVec
+	retried         prometheus.Counter
+	deadLettered    *prometheus.CounterVec
+	deadLettersHeld prometheus.Gauge
+	phantomErrs     *prometheus.CounterVec
+	phantomUp       prometheus.Gauge
+	cases           prometheus.Counter
+	requests        *prometheus.CounterVec
+	latency         prometheus.Histogram
+	eventAge        prometheus.Histogram
 }
 
 // NewMetrics creates the metrics. Labels never carry event content, so an
@@ -48,6 +50,8 @@ func NewMetrics() *Metrics {
 			Help: "Event delivery attempts that failed and were retried."}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDeadLettered,
 			Help: "Events that can never be delivered, kept on the dead-letter subject, by reason."}, []string{"reason"}),
+		deadLettersHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricDeadHeld,
+			Help: "Events to be kept as dead letters that the dead-letter stream has not taken yet (held unacknowledged, retried)."}),
 		phantomErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricPhantomErrs,
 			Help: "Failed SOAR requests by kind (transient, auth, config, rejected, not_found)."}, []string{"kind"}),
 		phantomUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricPhantomUp,
@@ -61,7 +65,7 @@ func NewMetrics() *Metrics {
 		eventAge: prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricEventAge,
 			Help: "Time from the Falco event to SOAR holding it.", Buckets: buckets}),
 	}
-	m.Registry.MustRegister(m.received, m.delivered, m.retried, m.deadLettered, m.phantomErrs, m.phantomUp,
+	m.Registry.MustRegister(m.received, m.delivered, m.retried, m.deadLettered, m.deadLettersHeld, m.phantomErrs, m.phantomUp,
 		m.cases, m.requests, m.latency, m.eventAge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"new", "existing"} {

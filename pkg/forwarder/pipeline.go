@@ -1,7 +1,6 @@
 package forwarder
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,13 +20,12 @@ type pipeline struct {
 	client      *phantom.Client
 	label       string
 	grouper     *grouper
-	deadLetters deadLetterSink
+	deadLetters *deadLetterQueue
 	metrics     *Metrics
 	log         *slog.Logger
 
 	// cases maps a case's source_data_identifier to its SOAR id.
-	mu    sync.Mutex
-	cases map[string]int64
+	cases *caseIDs
 	// opening holds a lock per case being created, so that workers do not
 	// all create the same case at once.
 	opening sync.Map
@@ -35,12 +33,10 @@ type pipeline struct {
 	// blocked is set while SOAR refuses every request (auth or config),
 	// for the readiness check.
 	blocked atomic.Pointer[phantom.Error]
-	// lastWarn rate-limits the retry warnings.
-	lastWarn atomic.Int64
+	// lastWarn and lastClockWarn rate-limit warnings.
+	lastWarn      atomic.Int64
+	lastClockWarn atomic.Int64
 }
-
-// maxCachedCases bounds the case id cache; it is dropped when full.
-const maxCachedCases = 100_000
 
 // item is one message on its way.
 type item struct {
@@ -51,9 +47,9 @@ type item struct {
 	done bool
 }
 
-// process settles every message of the batch: stored in SOAR or dead-
-// lettered, retrying as long as it takes. It returns early only when ctx
-// ends; the messages not settled then are given back.
+// process settles every message of the batch: stored in SOAR, retrying as
+// long as it takes, or handed to the dead-letter queue. It returns early
+// only when ctx ends; the messages not settled then are given back.
 //
 // Batches are parsed and delivered in parallel, but their alerts are
 // assigned to incidents in the order the batches were taken: process waits
@@ -63,17 +59,14 @@ type item struct {
 func (p *pipeline) process(ctx context.Context, batch []*Message, prev <-chan struct{}, grouped chan<- struct{}) {
 	p.metrics.received.Add(float64(len(batch)))
 	items := make([]*item, 0, len(batch))
-	var bad []*Message
-	var why []*DeadLetterError
 	for _, m := range batch {
 		it, dl := p.prepare(m)
 		if dl != nil {
-			bad, why = append(bad, m), append(why, dl)
+			p.deadLetters.add(m, dl)
 			continue
 		}
 		items = append(items, it)
 	}
-	p.deadLetterAll(ctx, bad, why)
 	<-prev
 	p.group(ctx, items)
 	close(grouped)
@@ -101,51 +94,25 @@ func (p *pipeline) prepare(m *Message) (*item, *DeadLetterError) {
 		}
 		return nil, &DeadLetterError{Reason: reason, Detail: err.Error()}
 	}
+	if ahead := time.Until(ev.Time); ahead > maxClockSkew {
+		p.warnClock(ev, ahead)
+	}
 	// Parse accepted m.Data, so it is valid JSON.
 	return &item{msg: m, ev: ev, art: artifact(ev, m.Data, ev.ID(), true)}, nil
 }
 
-// deadLetter keeps m as a dead letter, retrying until the sink takes it.
-func (p *pipeline) deadLetter(ctx context.Context, m *Message, dl *DeadLetterError) {
-	p.deadLetterAll(ctx, []*Message{m}, []*DeadLetterError{dl})
-}
-
-// deadLetterAll keeps ms[i] as a dead letter for dls[i], retrying those
-// the sink could not take until it takes them. When ctx ends first, those
-// are given back.
-func (p *pipeline) deadLetterAll(ctx context.Context, ms []*Message, dls []*DeadLetterError) {
-	for attempt := 1; len(ms) > 0; attempt++ {
-		errs := p.deadLetters.put(ctx, ms, dls)
-		var failed []*Message
-		var failedWhy []*DeadLetterError
-		var firstErr error
-		for i, err := range errs {
-			if err != nil {
-				failed, failedWhy = append(failed, ms[i]), append(failedWhy, dls[i])
-				firstErr = cmp.Or(firstErr, err)
-				continue
-			}
-			m, dl := ms[i], dls[i]
-			p.metrics.deadLettered.WithLabelValues(dl.Reason).Inc()
-			p.log.Warn("event dead-lettered", "reason", dl.Reason, "error", dl.Detail, "subject", m.Subject, "bytes", len(m.Data))
-			m.done(dl)
-		}
-		if len(failed) == 0 {
-			return
-		}
-		p.log.Error("cannot store dead letters; holding the events", "error", firstErr, "events", len(failed), "attempt", attempt)
-		held := make([]*item, len(failed))
-		for i, m := range failed {
-			held[i] = &item{msg: m}
-		}
-		if !p.wait(ctx, backoff(attempt, false), held) {
-			for _, m := range failed {
-				m.nak()
-			}
-			return
-		}
-		ms, dls = failed, failedWhy
+// warnClock says, at most once a minute, that an alert is stamped far
+// ahead of this forwarder's clock: its node's clock is probably wrong,
+// which makes its times useless to an investigation. Grouping treats such
+// alerts as outliers.
+func (p *pipeline) warnClock(ev *falco.Event, ahead time.Duration) {
+	now := time.Now().UnixNano()
+	last := p.lastClockWarn.Load()
+	if now-last < int64(time.Minute) || !p.lastClockWarn.CompareAndSwap(last, now) {
+		return
 	}
+	p.log.Warn("alert stamped ahead of this forwarder's clock; check the clock of the node that raised it",
+		"ahead", ahead.Round(time.Second).String(), "hostname", ev.Hostname, "rule", ev.Rule)
 }
 
 func (p *pipeline) deliverAll(ctx context.Context, items []*item) {
@@ -193,6 +160,9 @@ func (p *pipeline) attempt(ctx context.Context, items []*item) error {
 		}
 		byCase[it.cse] = append(byCase[it.cse], it)
 	}
+	if err := p.checkCases(ctx, order); err != nil {
+		return cmpErr(firstErr, err)
+	}
 	for _, cse := range order {
 		if err := p.send(ctx, cse, byCase[cse]); err != nil {
 			firstErr = cmpErr(firstErr, err)
@@ -218,11 +188,53 @@ func isBlocking(err error) bool {
 	return err != nil && (k == phantom.KindAuth || k == phantom.KindConfig)
 }
 
+// maxCheckIDs bounds the ids of one check request (they go in its URL).
+const maxCheckIDs = 200
+
+// checkCases asks SOAR whether the cached ids of cases it has not
+// confirmed recently (see caseIDs) still hold those cases. An id that
+// holds another case now, or nothing, is forgotten: the case is then found
+// by its source_data_identifier, or opened again.
+func (p *pipeline) checkCases(ctx context.Context, cases []string) error {
+	var ids []int64
+	caseOf := map[int64]string{}
+	for _, cse := range cases {
+		if id, known, trusted := p.cases.get(cse); known && !trusted {
+			ids = append(ids, id)
+			caseOf[id] = cse
+		}
+	}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxCheckIDs)]
+		ids = ids[len(chunk):]
+		p.metrics.requests.WithLabelValues("check_cases").Inc()
+		page, err := p.client.Containers(ctx, phantom.Query{PageSize: 0, Filters: map[string]any{"id__in": chunk}})
+		if err != nil {
+			return p.phantomFailed(fmt.Errorf("check cached case ids: %w", err))
+		}
+		holds := make(map[int64]string, len(page.Data))
+		for _, c := range page.Data {
+			holds[c.ID] = c.SourceDataIdentifier
+		}
+		for _, id := range chunk {
+			cse := caseOf[id]
+			if holds[id] == cse {
+				p.cases.set(cse, id)
+				continue
+			}
+			p.cases.forget(cse)
+			p.log.Info("a cached case id no longer holds its case in SOAR (SOAR lost or replaced data); finding the case again",
+				"case_id", id, "case", cse, "holds", holds[id])
+		}
+	}
+	return nil
+}
+
 // send stores the items of one case: it creates the case with the items
 // inline when its id is not known yet, and adds them to it otherwise.
 // Workers creating the same case take turns, so it is created once.
 func (p *pipeline) send(ctx context.Context, cse string, items []*item) error {
-	if _, known := p.caseID(cse); !known {
+	if _, known, _ := p.cases.get(cse); !known {
 		lock, _ := p.opening.LoadOrStore(cse, &sync.Mutex{})
 		lock.(*sync.Mutex).Lock()
 		defer func() {
@@ -239,7 +251,7 @@ func (p *pipeline) store(ctx context.Context, cse string, items []*item) error {
 		arts[i] = it.art
 		arts[i].RunAutomation = i == len(items)-1
 	}
-	id, known := p.caseID(cse)
+	id, known, _ := p.cases.get(cse)
 	var results []phantom.ArtifactResult
 	if !known {
 		ct := Container(items[0].ev, items[0].msg.Data, p.label, cse)
@@ -249,7 +261,7 @@ func (p *pipeline) store(ctx context.Context, cse string, items []*item) error {
 		if err != nil {
 			return p.rejected(ctx, cse, items, p.phantomFailed(err))
 		}
-		p.setCaseID(cse, res.ID)
+		p.cases.set(cse, res.ID)
 		id = res.ID
 		if !res.Existing {
 			p.metrics.cases.Inc()
@@ -279,11 +291,11 @@ func (p *pipeline) store(ctx context.Context, cse string, items []*item) error {
 			}
 			p.settle(it, outcome)
 		case phantom.KindOf(r.Err) == phantom.KindRejected:
-			p.deadLetter(ctx, it.msg, &DeadLetterError{Reason: ReasonPhantomRejected, Detail: r.Err.Error()})
+			p.deadLetters.add(it.msg, &DeadLetterError{Reason: ReasonPhantomRejected, Detail: r.Err.Error()})
 			it.done = true
 		case phantom.KindOf(r.Err) == phantom.KindNotFound:
 			// The case was deleted in SOAR: forget its id and open it again.
-			p.forgetCase(cse)
+			p.cases.forget(cse)
 			firstErr = cmpErr(firstErr, r.Err)
 		default:
 			p.metrics.phantomErrs.WithLabelValues(phantom.KindOf(r.Err).String()).Inc()
@@ -302,7 +314,7 @@ func (p *pipeline) rejected(ctx context.Context, cse string, items []*item, err 
 		return err
 	}
 	if len(items) == 1 {
-		p.deadLetter(ctx, items[0].msg, &DeadLetterError{Reason: ReasonPhantomRejected, Detail: err.Error()})
+		p.deadLetters.add(items[0].msg, &DeadLetterError{Reason: ReasonPhantomRejected, Detail: err.Error()})
 		items[0].done = true
 		return nil
 	}
@@ -328,6 +340,10 @@ func (p *pipeline) phantomFailed(err error) error {
 	kind := phantom.KindOf(err)
 	p.metrics.phantomErrs.WithLabelValues(kind.String()).Inc()
 	p.metrics.phantomUp.Set(0)
+	if kind == phantom.KindTransient {
+		// SOAR was down or failing: it may have come back with other data.
+		p.cases.distrust()
+	}
 	var pe *phantom.Error
 	if isBlocking(err) && errors.As(err, &pe) {
 		p.blocked.Store(pe)
@@ -347,28 +363,6 @@ func (p *pipeline) Blocked() error {
 		return e
 	}
 	return nil
-}
-
-func (p *pipeline) caseID(cse string) (int64, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	id, ok := p.cases[cse]
-	return id, ok
-}
-
-func (p *pipeline) setCaseID(cse string, id int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.cases) >= maxCachedCases {
-		p.cases = map[string]int64{}
-	}
-	p.cases[cse] = id
-}
-
-func (p *pipeline) forgetCase(cse string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.cases, cse)
 }
 
 // warnRetry logs a failed attempt, at most every 10 s for transient errors.

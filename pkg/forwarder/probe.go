@@ -47,6 +47,10 @@ func (f *Forwarder) probe(ctx context.Context) {
 		}
 		if err != nil {
 			f.metrics.phantomUp.Set(0)
+			if p := f.pipe.Load(); p != nil && phantom.KindOf(err) == phantom.KindTransient {
+				// SOAR may come back with other data (a restore).
+				p.cases.distrust()
+			}
 			timer.Reset(probeFailedInterval)
 		} else {
 			f.metrics.phantomUp.Set(1)

@@ -1,6 +1,7 @@
 package forwarder_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
+	cmdforwarder "github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
 )
 
@@ -150,4 +152,44 @@ func getStatus(url string, want int) error {
 		return fmt.Errorf("GET %s = %d %s, want %d", url, resp.StatusCode, b, want)
 	}
 	return nil
+}
+
+// TestURLSecretsNeverInErrors gives the forwarder command SOAR and NATS
+// URLs with credentials in every shape a user may write them, including
+// those url.Parse does not read as userinfo, and checks that the error and
+// the logs never show the secret or a part of it.
+func TestURLSecretsNeverInErrors(t *testing.T) {
+	t.Parallel()
+	const soarOK, natsOK = "https://soar.example.com", "nats://127.0.0.1:1"
+	tests := []struct{ soar, nats string }{
+		{"admin:S3CR3T@soar.example.com", natsOK},
+		{"https:admin:S3CR3T@soar.example.com", natsOK},
+		{"http:/admin:S3CR3T@soar.example.com", natsOK},
+		{"https://admin:S3CR3T%zz@soar.example.com", natsOK},
+		{"https://soar.example.com/?token=S3CR3T", natsOK},
+		{"https://soar.example.com/rest?ph-auth-token=S3CR3T&x=1", natsOK},
+		{"https://soar.example.com/#S3CR3T", natsOK},
+		{soarOK, "nats://falco:S3,CR3T@127.0.0.1:1"},
+		{soarOK, "nats://falco:S3CR3T%zz@127.0.0.1:1"},
+		{soarOK, "nats://falco:S3 CR3T@127.0.0.1:1"},
+		{soarOK, "nats://127.0.0.1:1,nats://falco:S3,CR3T@127.0.0.2:1"},
+	}
+	for _, tt := range tests {
+		env := map[string]string{"PHANTOM_BASE_URL": tt.soar, "PHANTOM_TOKEN": "t", "NATS_URL": tt.nats, "LISTEN_ADDR": ""}
+		var out, logs strings.Builder
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := cmdforwarder.Run(ctx, nil, &out, &logs, func(k string) string { return env[k] })
+		cancel()
+		if err == nil {
+			t.Errorf("SOAR %q, NATS %q: the forwarder ran", tt.soar, tt.nats)
+			continue
+		}
+		for _, leak := range []string{"S3CR3T", "CR3T", ":S3", "S3 "} {
+			for where, text := range map[string]string{"error": err.Error(), "log": logs.String(), "output": out.String()} {
+				if strings.Contains(text, leak) {
+					t.Errorf("SOAR %q, NATS %q: the %s shows %q: %s", tt.soar, tt.nats, where, leak, text)
+				}
+			}
+		}
+	}
 }

@@ -62,7 +62,7 @@ func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, err
 func (f *Forwarder) newPipeline(anchors anchorStore, dl deadLetterSink) *pipeline {
 	return &pipeline{
 		client: f.client, label: f.cfg.Phantom.Label, grouper: newGrouper(f.cfg.GroupWindow, anchors),
-		deadLetters: dl, metrics: f.metrics, log: f.log, cases: map[string]int64{},
+		deadLetters: newDeadLetterQueue(dl, f.metrics, f.log), metrics: f.metrics, log: f.log, cases: newCaseIDs(f.caseCheckInterval),
 	}
 }
 

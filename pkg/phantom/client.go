@@ -127,47 +127,31 @@ func New(cfg Config) (*Client, error) {
 
 // ParseBaseURL checks a SOAR base URL: http or https, a host, no
 // credentials, no query. A trailing slash is removed.
+//
+// Its errors never quote the URL or any part of it: whatever its shape, a
+// URL that is refused may hold a user, a password or a token (userinfo
+// that url.Parse reads as a scheme or a path, a token in the query).
 func ParseBaseURL(raw string) (*url.URL, error) {
-	if strings.TrimSpace(raw) == "" {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
 		return nil, errors.New("SOAR base URL is empty (set PHANTOM_BASE_URL, e.g. https://soar.example.com)")
 	}
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		// Neither the URL nor the parser's error, which quotes it: both
-		// may hold a password.
-		if hasUserInfo(raw) {
-			return nil, errors.New("SOAR base URL must not contain credentials: use PHANTOM_USER/PHANTOM_PASSWORD or PHANTOM_TOKEN")
-		}
+	if strings.Contains(raw, "@") {
+		return nil, errors.New("SOAR base URL must not contain credentials (nor any '@'): use PHANTOM_USER/PHANTOM_PASSWORD or PHANTOM_TOKEN")
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
 		return nil, errors.New("SOAR base URL is not a valid URL (want e.g. https://soar.example.com)")
-	}
-	if u.User != nil {
-		// Do not echo the URL: it holds a secret.
-		return nil, errors.New("SOAR base URL must not contain credentials: use PHANTOM_USER/PHANTOM_PASSWORD or PHANTOM_TOKEN")
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return nil, fmt.Errorf("SOAR base URL %q: scheme must be https or http", raw)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("SOAR base URL %q has no host", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("SOAR base URL %q must not have a query or fragment", raw)
+	case (u.Scheme != "https" && u.Scheme != "http") || u.Opaque != "":
+		return nil, errors.New("SOAR base URL must start with https:// (or http://), e.g. https://soar.example.com")
+	case u.Host == "":
+		return nil, errors.New("SOAR base URL has no host (want e.g. https://soar.example.com)")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(raw, "?#"):
+		return nil, errors.New("SOAR base URL must not have a query or fragment: credentials go in PHANTOM_TOKEN or PHANTOM_USER/PHANTOM_PASSWORD")
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	return u, nil
-}
-
-// hasUserInfo tells whether a URL that may not parse has an "@" in its
-// authority (between "//" and the path).
-func hasUserInfo(raw string) bool {
-	_, rest, ok := strings.Cut(raw, "//")
-	if !ok {
-		rest = raw
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	return strings.Contains(rest, "@")
 }
 
 // BaseURL returns the server's base URL.
@@ -353,7 +337,7 @@ func (q Query) values() url.Values {
 		switch x := val.(type) {
 		case string:
 			lit = strconv.Quote(x)
-		case []string:
+		case []string, []int64:
 			b, _ := json.Marshal(x)
 			lit = string(b)
 		default:

@@ -292,7 +292,11 @@ func TestParseBaseURL(t *testing.T) {
 	for _, bad := range []string{"", "soar.example.com", "ftp://x", "https://admin:pw@soar", "https://soar?x=1", "https://",
 		// Passwords that make the URL unparsable: the parser's own error
 		// would quote them.
-		"https://admin:p w@soar", "https://admin:pw%zz@soar", "https://admin:pw@soar/%zz", "http://soar/%zz"} {
+		"https://admin:p w@soar", "https://admin:pw%zz@soar", "https://admin:pw@soar/%zz", "http://soar/%zz",
+		// Userinfo that url.Parse reads as a scheme, an opaque part or a
+		// path, and tokens in the query or fragment.
+		"admin:pw@soar.example.com", "https:admin:pw@soar", "http:/admin:pw@soar", "https:pw", "pw:443",
+		"https://soar/?token=pw", "https://soar?pw", "https://soar/#pw", "https://soar/rest?ph-auth-token=pw&x=1"} {
 		_, err := phantom.ParseBaseURL(bad)
 		switch {
 		case err == nil:

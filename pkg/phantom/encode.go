@@ -1,6 +1,7 @@
 package phantom
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -115,6 +116,13 @@ func (o *object) raw(k string, v json.RawMessage) error {
 		return errInvalidData
 	}
 	o.key(k)
+	if !utf8.Valid(v) {
+		// JSON text is UTF-8 (RFC 8259), and a strict parser refuses
+		// anything else; encoding/json accepts invalid bytes inside
+		// strings. They can only be inside strings (outside, the text would
+		// not be valid), where U+FFFD takes the place of each run of them.
+		v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
+	}
 	o.b = append(o.b, v...)
 	return nil
 }

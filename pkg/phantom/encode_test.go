@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // sameJSON fails unless fast and encoding/json's encoding of in decode to
@@ -72,6 +73,36 @@ func TestEncodeBodyRefusesInvalidData(t *testing.T) {
 		}
 		if _, err := json.Marshal(in); err == nil {
 			t.Errorf("encoding/json accepted %+v; the test case is wrong", in)
+		}
+	}
+}
+
+// Raw data with bytes that are not UTF-8 inside its strings is valid to
+// encoding/json, not to a strict parser: every request body is valid UTF-8,
+// with U+FFFD where the invalid bytes were.
+func TestEncodeBodyIsValidUTF8(t *testing.T) {
+	t.Parallel()
+	raw := json.RawMessage("{\"proc.cmdline\":\"sh -c \xff\xfe echo \xc3\",\"k\xe9y\":[\"\x80\"]}")
+	if !json.Valid(raw) || utf8.Valid(raw) {
+		t.Fatal("the test data must be valid JSON to encoding/json and not UTF-8")
+	}
+	for name, in := range map[string]any{
+		"artifacts": []Artifact{{Name: "a", Data: raw}},
+		"container": &Container{Name: "n", Label: "l", Data: raw, Artifacts: []Artifact{{Data: raw}}},
+	} {
+		b, err := encodeBody(in)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !utf8.Valid(b) {
+			t.Errorf("%s: the request body is not valid UTF-8: %q", name, b)
+		}
+		if !strings.Contains(string(b), "sh -c \uFFFD echo \uFFFD") || !strings.Contains(string(b), "\"k\uFFFDy\"") {
+			t.Errorf("%s: invalid bytes not replaced by U+FFFD: %s", name, b)
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Errorf("%s: not JSON: %v", name, err)
 		}
 	}
 }

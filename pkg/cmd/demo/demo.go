@@ -110,7 +110,7 @@ func newPublishCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nats.Connect(natsURL, nats.Name("falco-phantom-demo-publish"))
 			if err != nil {
-				return fmt.Errorf("connect to NATS at %s: %w", forwarder.RedactURL(natsURL), err)
+				return forwarder.ConnectError(natsURL, err)
 			}
 			defer nc.Close()
 			for i := range count {

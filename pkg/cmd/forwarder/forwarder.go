@@ -107,7 +107,7 @@ Replaying is safe to repeat: delivery never creates duplicates.`,
 			}
 			nc, err := nats.Connect(natsURL, opts...)
 			if err != nil {
-				return fmt.Errorf("connect to NATS %s: %w", fw.RedactURL(natsURL), err)
+				return fw.ConnectError(natsURL, err)
 			}
 			defer nc.Close()
 			js, err := jetstream.New(nc)
@@ -115,7 +115,7 @@ Replaying is safe to repeat: delivery never creates duplicates.`,
 				return err
 			}
 			res, err := fw.ReplayDeadLetters(cmd.Context(), js, stream, reasons)
-			fmt.Fprintf(stdout, "replayed %d, skipped %d (cut or without subject), left %d (other reasons)\n", res.Replayed, res.Skipped, res.Left)
+			printReplay(stdout, res)
 			return err
 		},
 	}
@@ -125,6 +125,18 @@ Replaying is safe to repeat: delivery never creates duplicates.`,
 	cmd.Flags().StringVar(&stream, "stream", stream, "dead-letter stream")
 	cmd.Flags().StringSliceVar(&reasons, "reason", nil, "replay only these reasons (too_large, invalid_event, phantom_rejected); default all")
 	return cmd
+}
+
+// printReplay says what a replay did, and why it skipped what it skipped.
+func printReplay(w io.Writer, res fw.ReplayResult) {
+	if res.Replayed == 0 && len(res.Skipped) == 0 && res.Left == 0 {
+		fmt.Fprintln(w, "nothing to replay")
+		return
+	}
+	fmt.Fprintf(w, "replayed %d, skipped %d, left %d (other reasons)\n", res.Replayed, len(res.Skipped), res.Left)
+	for _, s := range res.Skipped {
+		fmt.Fprintf(w, "  skipped dead letter %d (%s): %s; it stays in the dead-letter stream\n", s.Sequence, s.Reason, s.Why)
+	}
 }
 
 func newVersionCommand(stdout io.Writer) *cobra.Command {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,5 +91,28 @@ func TestKubeFlagsAndCompletion(t *testing.T) {
 	out, _, err = run(t, "__complete", "de")
 	if err != nil || !strings.Contains(out, "demo") {
 		t.Errorf("completion of 'de' = %q, %v", out, err)
+	}
+}
+
+// install refuses SOAR URLs with credentials in them, in every shape a user
+// may write them, without showing the secret or a part of it.
+func TestInstallNeverShowsURLSecrets(t *testing.T) {
+	t.Parallel()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("t\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{
+		"admin:S3CR3T@soar.example.com", "https:admin:S3CR3T@soar.example.com", "http:/admin:S3CR3T@soar.example.com",
+		"https://admin:S3CR3T%zz@soar.example.com", "https://soar.example.com/?token=S3CR3T", "https://soar.example.com/#S3CR3T",
+	} {
+		out, errOut, err := run(t, "install", "--phantom-url", url, "--phantom-token-file", token, "--dry-run")
+		if err == nil {
+			t.Errorf("install --phantom-url %q succeeded", url)
+			continue
+		}
+		if all := out + errOut + err.Error(); strings.Contains(all, "CR3T") {
+			t.Errorf("install --phantom-url %q shows the secret: %s", url, all)
+		}
 	}
 }

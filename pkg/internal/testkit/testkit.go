@@ -175,6 +175,24 @@ func (p *Phantom) Restart() {
 	}
 }
 
+// RestartEmpty starts the server again on the same address with an empty
+// database, as a SOAR without storage comes back from a restart (or one
+// restored from an older backup): the ids it hands out start again at 1.
+func (p *Phantom) RestartEmpty() {
+	p.t.Helper()
+	p.Stop()
+	files, err := filepath.Glob(p.DBPath + "*") // with SQLite's -wal and -shm files
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+	p.Restart()
+}
+
 // WaitFor calls check until it returns nil or timeout passes, then fails
 // the test with check's last error.
 func WaitFor(t testing.TB, timeout time.Duration, check func() error) {
