@@ -35,7 +35,7 @@ func (e *env) run(t *testing.T, ctx context.Context, args ...string) (out, progr
 	var o, p bytes.Buffer
 	args = append(args, "--kubeconfig", e.cluster.Kubeconfig)
 	begin := time.Now()
-	err = plugin.Run(ctx, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &o, ErrOut: &p})
+	err = plugin.Run(ctx, args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &o, ErrOut: &p}, os.Getenv)
 	t.Logf("kubectl falco-phantom %s: %v after %s", strings.Join(args[:len(args)-2], " "), orOK(err), time.Since(begin).Round(100*time.Millisecond))
 	return o.String(), p.String(), err
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
@@ -90,7 +91,7 @@ func TestInstallOnARealCluster(t *testing.T) {
 	step("status reports every component healthy", func(t *testing.T) {
 		out, _, err := e.run(t, ctx, "status")
 		if err != nil {
-			t.Fatalf("status: %v (exit code %d)\n%s", err, plugin.ExitCode(err), out)
+			t.Fatalf("status: %v (exit code %d)\n%s", err, cmdmain.ExitCode(err), out)
 		}
 		for _, want := range []string{
 			"StatefulSet/nats 1/1 ready", "Deployment/mockphantom 1/1 ready", "Deployment/falco-phantom-forwarder 1/1 ready",
@@ -188,7 +189,7 @@ func TestInstallOnARealCluster(t *testing.T) {
 			return nil
 		})
 		out, _, err := e.run(t, ctx, "status")
-		if code := plugin.ExitCode(err); err == nil || code != 3 {
+		if code := cmdmain.ExitCode(err); err == nil || code != 3 {
 			t.Errorf("status with no forwarder: exit code %d (%v), want 3\n%s", code, err, out)
 		}
 		for _, want := range []string{"Forwarder: 0/0 pods ready", "Problems:", "forwarder: no ready pod"} {

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/falcostandin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
@@ -58,7 +59,7 @@ func TestTestShellOnARealCluster(t *testing.T) {
 			t.Fatalf("test-shell printed no result (%v): %v\n%s\n%s", err, jerr, out, progress)
 		}
 		t.Logf("test-shell: %s (%s)\nprogress:\n%s", res.Outcome, res.Error, progress)
-		return &res, plugin.ExitCode(err)
+		return &res, cmdmain.ExitCode(err)
 	}
 
 	step("install", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	cmdforwarder "github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
@@ -143,7 +144,7 @@ func TestReplaySkipsWhatItCannotReplayAndGoesOn(t *testing.T) {
 	soarURL := restartAt(t, soar.URL, mockphantom.Config{DBPath: soar.DBPath})
 	var out bytes.Buffer
 	env := map[string]string{"NATS_URL": n.URL()}
-	if err := cmdforwarder.Run(ctx, []string{"replay-dead-letters"}, &out, &out, func(k string) string { return env[k] }); err != nil {
+	if err := cmdforwarder.Run(ctx, []string{"replay-dead-letters"}, genericiooptions.IOStreams{Out: &out, ErrOut: &out}, func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("replay: %v\n%s", err, out.String())
 	}
 	if got := out.String(); !strings.Contains(got, "replayed 2, skipped 1") || !strings.Contains(got, "skipped dead letter 1 (phantom_rejected): the original subject is not a valid NATS subject") {
@@ -153,7 +154,7 @@ func TestReplaySkipsWhatItCannotReplayAndGoesOn(t *testing.T) {
 
 	begin := time.Now()
 	out.Reset()
-	if err := cmdforwarder.Run(ctx, []string{"replay-dead-letters"}, &out, &out, func(k string) string { return env[k] }); err != nil {
+	if err := cmdforwarder.Run(ctx, []string{"replay-dead-letters"}, genericiooptions.IOStreams{Out: &out, ErrOut: &out}, func(k string) string { return env[k] }); err != nil {
 		t.Fatalf("second replay: %v\n%s", err, out.String())
 	}
 	if took := time.Since(begin); took > 3*time.Second || !strings.Contains(out.String(), "replayed 0, skipped 1") {
@@ -182,7 +183,7 @@ func TestReplayWithNothingLeft(t *testing.T) {
 	replay := func(args ...string) (string, time.Duration, error) {
 		var out bytes.Buffer
 		begin := time.Now()
-		err := cmdforwarder.Run(ctx, append([]string{"replay-dead-letters"}, args...), &out, &out, func(k string) string { return env[k] })
+		err := cmdforwarder.Run(ctx, append([]string{"replay-dead-letters"}, args...), genericiooptions.IOStreams{Out: &out, ErrOut: &out}, func(k string) string { return env[k] })
 		return out.String(), time.Since(begin), err
 	}
 	// Only other reasons: the one dead letter stays.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	cmdforwarder "github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
@@ -60,7 +61,7 @@ func TestMain(m *testing.M) {
 
 func runChild(ctx context.Context, mode string, args []string) error {
 	if mode == childCommand {
-		return cmdforwarder.Run(ctx, args, os.Stdout, os.Stderr, os.Getenv)
+		return cmdforwarder.Run(ctx, args, genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}, os.Getenv)
 	}
 	cfg := forwarder.Defaults()
 	fs := pflag.NewFlagSet("forwarder", pflag.ContinueOnError)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	cmdforwarder "github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
@@ -178,7 +180,7 @@ func TestURLSecretsNeverInErrors(t *testing.T) {
 		env := map[string]string{"PHANTOM_BASE_URL": tt.soar, "PHANTOM_TOKEN": "t", "NATS_URL": tt.nats, "LISTEN_ADDR": ""}
 		var out, logs strings.Builder
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := cmdforwarder.Run(ctx, nil, &out, &logs, func(k string) string { return env[k] })
+		err := cmdforwarder.Run(ctx, nil, genericiooptions.IOStreams{Out: &out, ErrOut: &logs}, func(k string) string { return env[k] })
 		cancel()
 		if err == nil {
 			t.Errorf("SOAR %q, NATS %q: the forwarder ran", tt.soar, tt.nats)

@@ -13,6 +13,7 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/kindlab"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
@@ -25,7 +26,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
-		os.Exit(plugin.ExitCode(err))
+		os.Exit(cmdmain.ExitCode(err))
 	}
 }
 
@@ -72,12 +73,12 @@ func run(ctx context.Context, args []string) error {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	fmt.Fprintln(out, "• installing the pipeline with the upstream Falco and NATS charts")
 	err = plugin.Run(ctx, []string{"install", "--kubeconfig", kubeconfig, "--mock-phantom", "--image-tag", tag,
-		"--falco-driver", envOr("FALCO_DRIVER", "modern_ebpf"), "--timeout", "10m"}, streams)
+		"--falco-driver", envOr("FALCO_DRIVER", "modern_ebpf"), "--timeout", "10m"}, streams, os.Getenv)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "• opening a shell in a container and waiting for its case in the mock SOAR")
-	testErr := plugin.Run(ctx, []string{"test-shell", "--kubeconfig", kubeconfig, "--timeout", "2m"}, streams)
+	testErr := plugin.Run(ctx, []string{"test-shell", "--kubeconfig", kubeconfig, "--timeout", "2m"}, streams, os.Getenv)
 	ns := install.DefaultNamespace
 	fmt.Printf(`
 The lab is up (%s). Look at the cases in the mock SOAR:

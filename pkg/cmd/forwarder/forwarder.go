@@ -14,14 +14,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
 // Run runs the forwarder command line with args (without the program name).
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cmd := NewCommand(stdout, stderr, getenv)
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
+	cmd := NewCommand(streams.Out, streams.ErrOut, getenv)
 	cmd.SetArgs(args)
 	return cmd.ExecuteContext(ctx)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/forwarder"
@@ -21,7 +22,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestMissingSettingsAreNamed(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	err := forwarder.Run(context.Background(), nil, &out, &errOut, env(map[string]string{"NATS_URL": "nats://u:hunter2@127.0.0.1:1"}))
+	err := forwarder.Run(context.Background(), nil, genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}, env(map[string]string{"NATS_URL": "nats://u:hunter2@127.0.0.1:1"}))
 	if err == nil {
 		t.Fatal("started without PHANTOM_BASE_URL")
 	}
@@ -33,7 +34,7 @@ func TestMissingSettingsAreNamed(t *testing.T) {
 	if strings.Contains(err.Error()+errOut.String(), "hunter2") {
 		t.Error("the password was printed")
 	}
-	if err := forwarder.Run(context.Background(), []string{"--password", "x"}, &out, &errOut, env(nil)); err == nil ||
+	if err := forwarder.Run(context.Background(), []string{"--password", "x"}, genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}, env(nil)); err == nil ||
 		!strings.Contains(err.Error(), "unknown flag") {
 		t.Errorf("--password flag: %v; secrets must not be accepted as flags", err)
 	}
@@ -47,7 +48,7 @@ func TestRunsFromEnvironmentAndStops(t *testing.T) {
 	logs := &testkit.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- forwarder.Run(ctx, []string{"--log-format", "text"}, &bytes.Buffer{}, logs, env(map[string]string{
+		done <- forwarder.Run(ctx, []string{"--log-format", "text"}, genericiooptions.IOStreams{Out: &bytes.Buffer{}, ErrOut: logs}, env(map[string]string{
 			"PHANTOM_BASE_URL": soar.URL, "PHANTOM_TOKEN": testkit.Token, "NATS_URL": n.URL(), "LISTEN_ADDR": "127.0.0.1:0",
 			"VERIFY_SSL": "false",
 		}))
@@ -80,24 +81,24 @@ func TestRunsFromEnvironmentAndStops(t *testing.T) {
 func TestVersionAndReplayCommands(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := forwarder.Run(context.Background(), []string{"version"}, &out, &out, env(nil)); err != nil || !strings.HasPrefix(out.String(), "falco-phantom-forwarder ") {
+	if err := forwarder.Run(context.Background(), []string{"version"}, genericiooptions.IOStreams{Out: &out, ErrOut: &out}, env(nil)); err != nil || !strings.HasPrefix(out.String(), "falco-phantom-forwarder ") {
 		t.Errorf("version = %q, %v", out.String(), err)
 	}
 	n := testkit.StartNATS(t)
 	out.Reset()
-	err := forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL()}, &out, &out, env(nil))
+	err := forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL()}, genericiooptions.IOStreams{Out: &out, ErrOut: &out}, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "dead-letter stream") {
 		t.Errorf("replay without a dead-letter stream: %v, want an error naming it", err)
 	}
 	out.Reset()
-	err = forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL(), "--reason", "bogus"}, &out, &out, env(nil))
+	err = forwarder.Run(context.Background(), []string{"replay-dead-letters", "--nats-url", n.URL(), "--reason", "bogus"}, genericiooptions.IOStreams{Out: &out, ErrOut: &out}, env(nil))
 	if err == nil || !strings.Contains(err.Error(), `--reason "bogus": want one of too_large, invalid_event, phantom_rejected`) {
 		t.Errorf("replay with an unknown reason: %v, want an error listing the reasons", err)
 	}
 	// The help shows NATS_URL from the environment as the default, without
 	// its password.
 	out.Reset()
-	_ = forwarder.Run(context.Background(), []string{"replay-dead-letters", "--help"}, &out, &out,
+	_ = forwarder.Run(context.Background(), []string{"replay-dead-letters", "--help"}, genericiooptions.IOStreams{Out: &out, ErrOut: &out},
 		env(map[string]string{"NATS_URL": "nats://user:s3cret@nats:4222"}))
 	if strings.Contains(out.String(), "s3cret") || !strings.Contains(out.String(), "redacted@nats:4222") {
 		t.Errorf("replay --help shows the NATS password or not the redacted URL:\n%s", out.String())

@@ -26,6 +26,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
@@ -50,7 +51,7 @@ func kubectl(t *testing.T, kubeconfig string, args ...string) (string, string, e
 	t.Helper()
 	var out, errOut bytes.Buffer
 	args = append(args, "--kubeconfig", kubeconfig)
-	err := plugin.Run(context.Background(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	err := plugin.Run(context.Background(), args, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}, os.Getenv)
 	return out.String(), errOut.String(), err
 }
 
@@ -146,8 +147,8 @@ func TestInstallUpgradeStatusUninstall(t *testing.T) {
 
 	// No pod runs on this API server: status must say so and exit 3.
 	out, _, err = kubectl(t, kc, "status", "-n", ns)
-	if plugin.ExitCode(err) != 3 {
-		t.Errorf("status exit code %d (%v), want 3 with nothing ready", plugin.ExitCode(err), err)
+	if cmdmain.ExitCode(err) != 3 {
+		t.Errorf("status exit code %d (%v), want 3 with nothing ready", cmdmain.ExitCode(err), err)
 	}
 	for _, want := range []string{"nats", "StatefulSet/nats 0/1 ready", "forwarder", "NO", "no ready pod"} {
 		if !strings.Contains(out, want) {
@@ -482,8 +483,8 @@ func TestTestShellFailuresHaveTheirExitCodes(t *testing.T) {
 	}
 	// SOAR does not answer: exit 4, and nothing was created in the cluster.
 	out, _, err := kubectl(t, apiServer.Kubeconfig, "test-shell", "-n", "default", "--phantom-url", "http://127.0.0.1:1", "--phantom-token-file", tokenFile)
-	if plugin.ExitCode(err) != 4 || !strings.Contains(out, "FAILED (soar-unreachable)") || !strings.Contains(out, "Where to look") {
-		t.Errorf("SOAR unreachable: exit %d (%v)\n%s", plugin.ExitCode(err), err, out)
+	if cmdmain.ExitCode(err) != 4 || !strings.Contains(out, "FAILED (soar-unreachable)") || !strings.Contains(out, "Where to look") {
+		t.Errorf("SOAR unreachable: exit %d (%v)\n%s", cmdmain.ExitCode(err), err, out)
 	}
 	pods, _ := apiServer.Kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=falco-phantom-test-shell"})
 	if len(pods.Items) != 0 {
@@ -495,18 +496,18 @@ func TestTestShellFailuresHaveTheirExitCodes(t *testing.T) {
 		Outcome string `json:"outcome"`
 		Error   string `json:"error"`
 	}
-	if plugin.ExitCode(err) != 3 || json.Unmarshal([]byte(out), &res) != nil || res.Outcome != "exec-failed" || !strings.Contains(res.Error, "no-such-pod") {
-		t.Errorf("no pod: exit %d (%v), result %s", plugin.ExitCode(err), err, out)
+	if cmdmain.ExitCode(err) != 3 || json.Unmarshal([]byte(out), &res) != nil || res.Outcome != "exec-failed" || !strings.Contains(res.Error, "no-such-pod") {
+		t.Errorf("no pod: exit %d (%v), result %s", cmdmain.ExitCode(err), err, out)
 	}
 	// A SOAR with a private CA: unreachable (exit 4) until --phantom-ca-file
 	// trusts it; then the run gets as far as the shell (exit 3: no pod).
 	tlsURL, caFile := testkit.StartPhantomTLS(t)
 	tlsArgs := []string{"test-shell", "-n", "default", "--pod", "no-such-pod", "--phantom-url", tlsURL, "--phantom-token-file", tokenFile}
-	if out, _, err := kubectl(t, apiServer.Kubeconfig, tlsArgs...); plugin.ExitCode(err) != 4 {
-		t.Errorf("untrusted SOAR certificate: exit %d (%v), want 4\n%s", plugin.ExitCode(err), err, out)
+	if out, _, err := kubectl(t, apiServer.Kubeconfig, tlsArgs...); cmdmain.ExitCode(err) != 4 {
+		t.Errorf("untrusted SOAR certificate: exit %d (%v), want 4\n%s", cmdmain.ExitCode(err), err, out)
 	}
-	if out, _, err := kubectl(t, apiServer.Kubeconfig, append(tlsArgs, "--phantom-ca-file", caFile)...); plugin.ExitCode(err) != 3 {
-		t.Errorf("SOAR trusted with --phantom-ca-file: exit %d (%v), want 3 (no pod)\n%s", plugin.ExitCode(err), err, out)
+	if out, _, err := kubectl(t, apiServer.Kubeconfig, append(tlsArgs, "--phantom-ca-file", caFile)...); cmdmain.ExitCode(err) != 3 {
+		t.Errorf("SOAR trusted with --phantom-ca-file: exit %d (%v), want 3 (no pod)\n%s", cmdmain.ExitCode(err), err, out)
 	}
 	// Without an install and without --phantom-url there is nothing to read.
 	_, _, err = kubectl(t, apiServer.Kubeconfig, "test-shell", "--install-namespace", "fp-none")

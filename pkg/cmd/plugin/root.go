@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -22,14 +21,14 @@ import (
 )
 
 // Run runs the plugin with args (without the program name).
-func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams) error {
-	cmd := NewCommand(streams)
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
+	cmd := NewCommand(streams, getenv)
 	cmd.SetArgs(args)
 	return cmd.ExecuteContext(ctx)
 }
 
 // NewCommand returns the root command with every subcommand.
-func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
+func NewCommand(streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
 	kube := genericclioptions.NewConfigFlags(true)
 	cmd := &cobra.Command{
 		Use:   "kubectl falco-phantom",
@@ -54,10 +53,10 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 	cmd.SetErr(streams.ErrOut)
 	kube.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
-		install.NewCommand(kube, streams, os.Getenv),
+		install.NewCommand(kube, streams, getenv),
 		uninstall.NewCommand(kube, streams),
 		status.NewCommand(kube, streams),
-		testshell.NewCommand(kube, streams, os.Getenv),
+		testshell.NewCommand(kube, streams, getenv),
 		playbook.NewCommand(kube, streams),
 		demo.NewCommand(streams),
 		newVersionCommand(streams.Out),

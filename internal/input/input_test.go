@@ -1,0 +1,41 @@
+package input
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"SET": "value", "EMPTY": ""}
+	getenv := func(k string) string { return env[k] }
+	if got := Env(getenv, "SET", "def"); got != "value" {
+		t.Errorf("Env(SET) = %q", got)
+	}
+	if got := Env(getenv, "EMPTY", "def"); got != "def" {
+		t.Errorf("Env(EMPTY) = %q, want the default", got)
+	}
+}
+
+func TestSecretFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if got, err := SecretFile(write("token", "s3cret\r\n")); err != nil || got != "s3cret" {
+		t.Errorf("SecretFile = %q, %v; want s3cret", got, err)
+	}
+	if _, err := SecretFile(write("empty", "\n")); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("SecretFile of an empty file = %v", err)
+	}
+	if _, err := SecretFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("SecretFile of a missing file succeeded")
+	}
+}
