@@ -19,7 +19,6 @@ import (
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"

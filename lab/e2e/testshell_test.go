@@ -19,7 +19,6 @@ import (
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/falcostandin"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/shelltest"
