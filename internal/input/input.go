@@ -3,6 +3,7 @@
 package input
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,4 +30,27 @@ func SecretFile(path string) (string, error) {
 		return "", fmt.Errorf("%s is empty", path)
 	}
 	return s, nil
+}
+
+// Bool reads true or false the way people write them in environment
+// variables: true, false, 1, 0, yes, no, on, off, y, n, t, f, in any case.
+func Bool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "1", "yes", "on", "y", "t":
+		return true, nil
+	case "false", "0", "no", "off", "n", "f":
+		return false, nil
+	}
+	return false, errors.New("want true or false")
+}
+
+// List splits a comma-separated list, dropping empty entries and spaces.
+func List(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

@@ -39,3 +39,18 @@ func TestSecretFile(t *testing.T) {
 		t.Error("SecretFile of a missing file succeeded")
 	}
 }
+
+func TestBoolAndList(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{"true": true, " Yes ": true, "1": true, "off": false, "F": false} {
+		if got, err := Bool(in); err != nil || got != want {
+			t.Errorf("Bool(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := Bool("maybe"); err == nil {
+		t.Error("Bool(maybe) succeeded")
+	}
+	if got := List(" a, ,b,"); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("List = %q", got)
+	}
+}

@@ -405,3 +405,26 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestSubjectCovers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		pattern, filter string
+		want            bool
+	}{
+		{"falco.>", "falco.*.*", true},
+		{"falco.>", "falco.>", true},
+		{"falco.>", "falco.notice.terminal_shell_in_container", true},
+		{"falco.*.*", "falco.>", false},
+		{"falco.*.*", "falco.notice.x", true},
+		{"falco.*.*", "falco.notice", false},
+		{"falco.>", "falco", false},
+		{"falco.notice.>", "falco.*.x", false},
+		{"other.>", "falco.>", false},
+	}
+	for _, tt := range tests {
+		if got := SubjectCovers(tt.pattern, tt.filter); got != tt.want {
+			t.Errorf("SubjectCovers(%q, %q) = %v, want %v", tt.pattern, tt.filter, got, tt.want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package falco
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -32,6 +34,46 @@ func slug(rule string) string {
 		pendingSep = true
 	}
 	return b.String()
+}
+
+// ValidSubject checks a NATS subject as a subscriber gives it: tokens
+// separated by dots, none empty, no white space; with wildcards, "*" and a
+// final ">" as whole tokens.
+func ValidSubject(s string, wildcards bool) error {
+	if s == "" {
+		return errors.New("empty")
+	}
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return fmt.Errorf("%q has an empty token", s)
+		case strings.ContainsAny(t, " \t\r\n"):
+			return fmt.Errorf("%q contains white space", s)
+		case (t == "*" || t == ">") && !wildcards:
+			return fmt.Errorf("%q must not contain wildcards", s)
+		case t == ">" && i != len(tokens)-1:
+			return fmt.Errorf("%q: > must be the last token", s)
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return fmt.Errorf("%q: wildcards must be whole tokens", s)
+		}
+	}
+	return nil
+}
+
+// SubjectCovers reports whether every subject matching filter also
+// matches pattern, e.g. "falco.>" covers "falco.*.*".
+func SubjectCovers(pattern, filter string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(filter, ".")
+	for i, t := range p {
+		if t == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || s[i] == ">" || (t != "*" && t != s[i]) {
+			return false
+		}
+	}
+	return len(p) == len(s)
 }
 
 // wireEvent is the JSON shape falcosidekick publishes.

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/spf13/pflag"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 )
 
@@ -120,129 +119,6 @@ func Defaults() Config {
 	}
 }
 
-// EnvVars lists the environment variables the forwarder reads, for help texts.
-var EnvVars = []string{
-	"PHANTOM_BASE_URL", "PHANTOM_USER", "PHANTOM_PASSWORD", "PHANTOM_TOKEN", "PHANTOM_USER_FILE",
-	"PHANTOM_PASSWORD_FILE", "PHANTOM_TOKEN_FILE", "PHANTOM_CA_FILE", "VERIFY_SSL", "PHANTOM_LABEL",
-	"PHANTOM_TIMEOUT", "NATS_URL", "NATS_SUBJECT", "NATS_MODE", "NATS_CREDS_FILE", "NATS_STREAM",
-	"NATS_STREAM_SUBJECTS", "NATS_STREAM_REPLICAS", "NATS_CONSUMER", "NATS_QUEUE", "DEAD_LETTER_SUBJECT",
-	"GROUP_WINDOW", "BATCH_SIZE", "WORKERS", "LISTEN_ADDR",
-}
-
-// BindFlags registers the non-secret settings as flags whose defaults come
-// from the environment (getenv), so that a flag overrides a variable and a
-// variable overrides the built-in default. Errors in variables are
-// collected and returned by the second result's function after parsing.
-func (c *Config) BindFlags(fs *pflag.FlagSet, getenv func(string) string) func() error {
-	var errs []error
-	envStr := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
-	envDur := func(key string, def time.Duration) time.Duration {
-		v := getenv(key)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q is not a duration (e.g. 30s, 5m)", key, v))
-			return def
-		}
-		return d
-	}
-	envInt := func(key string, def int) int {
-		v := getenv(key)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q is not a whole number", key, v))
-			return def
-		}
-		return n
-	}
-	verify := c.Phantom.VerifySSL
-	if v := getenv("VERIFY_SSL"); v != "" {
-		b, err := ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("VERIFY_SSL=%q: %w", v, err))
-		} else {
-			verify = b
-		}
-	}
-	c.Phantom.Auth = phantom.Auth{User: getenv("PHANTOM_USER"), Password: getenv("PHANTOM_PASSWORD"), Token: getenv("PHANTOM_TOKEN")}
-
-	p, n := &c.Phantom, &c.NATS
-	fs.StringVar(&p.BaseURL, "phantom-url", envStr("PHANTOM_BASE_URL", p.BaseURL), "SOAR base URL, e.g. https://soar.example.com [PHANTOM_BASE_URL]")
-	fs.StringVar(&p.UserFile, "phantom-user-file", envStr("PHANTOM_USER_FILE", ""), "file holding the SOAR user name [PHANTOM_USER_FILE]")
-	fs.StringVar(&p.PasswordFile, "phantom-password-file", envStr("PHANTOM_PASSWORD_FILE", ""), "file holding the SOAR password [PHANTOM_PASSWORD_FILE]")
-	fs.StringVar(&p.TokenFile, "phantom-token-file", envStr("PHANTOM_TOKEN_FILE", ""), "file holding a SOAR automation token [PHANTOM_TOKEN_FILE]")
-	fs.StringVar(&p.CAFile, "phantom-ca-file", envStr("PHANTOM_CA_FILE", ""), "PEM file of CAs to trust for SOAR's certificate [PHANTOM_CA_FILE]")
-	fs.BoolVar(&p.VerifySSL, "verify-ssl", verify, "verify SOAR's TLS certificate [VERIFY_SSL]")
-	fs.StringVar(&p.Label, "phantom-label", envStr("PHANTOM_LABEL", p.Label), "label of the containers created; it must exist in SOAR [PHANTOM_LABEL]")
-	fs.DurationVar(&p.Timeout, "phantom-timeout", envDur("PHANTOM_TIMEOUT", p.Timeout), "timeout of each SOAR request [PHANTOM_TIMEOUT]")
-
-	fs.StringVar(&n.URL, "nats-url", envStr("NATS_URL", n.URL), "NATS server URL(s), comma separated [NATS_URL]")
-	// The default shown by --help comes from the environment: never with
-	// its credentials.
-	fs.Lookup("nats-url").DefValue = RedactURL(n.URL)
-	fs.StringVar(&n.Subject, "nats-subject", envStr("NATS_SUBJECT", n.Subject), "subject to consume; falco.*.* works too [NATS_SUBJECT]")
-	mode := string(n.Mode)
-	fs.StringVar(&mode, "mode", envStr("NATS_MODE", mode), "jetstream (durable, default), core (plain subscription) or function (Kubeless runtime: HTTP on --listen, default :8080) [NATS_MODE]")
-	fs.StringVar(&n.CredsFile, "nats-creds-file", envStr("NATS_CREDS_FILE", ""), "NATS credentials file [NATS_CREDS_FILE]")
-	fs.StringVar(&n.Stream, "stream", envStr("NATS_STREAM", n.Stream), "JetStream stream holding Falco events [NATS_STREAM]")
-	subjects := envStr("NATS_STREAM_SUBJECTS", strings.Join(n.StreamSubjects, ","))
-	fs.StringVar(&subjects, "stream-subjects", subjects, "subjects the stream captures when it is created [NATS_STREAM_SUBJECTS]")
-	fs.IntVar(&n.StreamReplicas, "stream-replicas", envInt("NATS_STREAM_REPLICAS", n.StreamReplicas), "replicas of the stream when it is created (3 on a NATS cluster) [NATS_STREAM_REPLICAS]")
-	fs.DurationVar(&n.StreamMaxAge, "stream-max-age", n.StreamMaxAge, "how long the stream keeps events when it is created")
-	fs.StringVar(&n.Consumer, "consumer", envStr("NATS_CONSUMER", n.Consumer), "durable consumer name shared by all replicas [NATS_CONSUMER]")
-	fs.StringVar(&n.Queue, "queue", envStr("NATS_QUEUE", n.Queue), "queue group in core mode [NATS_QUEUE]")
-	fs.StringVar(&n.DeadLetterSubject, "dead-letter-subject", envStr("DEAD_LETTER_SUBJECT", n.DeadLetterSubject), "prefix of the subjects undeliverable events go to [DEAD_LETTER_SUBJECT]")
-
-	fs.DurationVar(&c.GroupWindow, "group-window", envDur("GROUP_WINDOW", c.GroupWindow), "alerts of one rule in one container within this time of the first share a case; 0 = a case per alert [GROUP_WINDOW]")
-	fs.IntVar(&c.BatchSize, "batch-size", envInt("BATCH_SIZE", c.BatchSize), "most events per SOAR request [BATCH_SIZE]")
-	fs.IntVar(&c.Workers, "workers", envInt("WORKERS", c.Workers), "batches in flight at once [WORKERS]")
-	fs.StringVar(&c.Listen, "listen", envStr("LISTEN_ADDR", c.Listen), "address of /healthz, /readyz and /metrics; empty turns them off [LISTEN_ADDR]")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "how long SIGTERM waits for events in flight")
-	fs.DurationVar(&c.FunctionTimeout, "function-timeout", c.FunctionTimeout, "function mode: how long a call waits for SOAR before it is answered 503")
-
-	return func() error {
-		c.NATS.Mode = Mode(mode)
-		if c.NATS.Mode == ModeFunction && !fs.Changed("listen") && getenv("LISTEN_ADDR") == "" {
-			// The Kubeless runtime contract: port 8080, or FUNC_PORT.
-			c.Listen = ":" + envStr("FUNC_PORT", "8080")
-		}
-		c.NATS.StreamSubjects = splitList(subjects)
-		return errors.Join(errs...)
-	}
-}
-
-// ParseBool reads true/false the way people write them in environment
-// variables: true, false, 1, 0, yes, no, on, off, in any letter case.
-func ParseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true", "1", "yes", "on", "y", "t":
-		return true, nil
-	case "false", "0", "no", "off", "n", "f":
-		return false, nil
-	}
-	return false, errors.New("want true or false")
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
-}
-
 // Validate checks the configuration and says what to fix.
 func (c *Config) Validate() error {
 	var errs []error
@@ -265,7 +141,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("mode %q: want jetstream, core or function", c.NATS.Mode))
 	}
-	if err := validSubject(c.NATS.Subject, true); err != nil {
+	if err := falco.ValidSubject(c.NATS.Subject, true); err != nil {
 		errs = append(errs, fmt.Errorf("NATS subject: %w", err))
 	}
 	if c.NATS.Mode == ModeJetStream {
@@ -273,7 +149,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("stream subjects are empty"))
 		}
 		for _, s := range c.NATS.StreamSubjects {
-			if err := validSubject(s, true); err != nil {
+			if err := falco.ValidSubject(s, true); err != nil {
 				errs = append(errs, fmt.Errorf("stream subject: %w", err))
 			}
 		}
@@ -287,11 +163,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("stream replicas %d: want 1 to 5", c.NATS.StreamReplicas))
 		}
 	}
-	if err := validSubject(c.NATS.DeadLetterSubject, false); err != nil {
+	if err := falco.ValidSubject(c.NATS.DeadLetterSubject, false); err != nil {
 		errs = append(errs, fmt.Errorf("dead-letter subject: %w", err))
 	} else {
 		for _, s := range append([]string{c.NATS.Subject}, c.NATS.StreamSubjects...) {
-			if subjectCovers(s, c.NATS.DeadLetterSubject+".x") {
+			if falco.SubjectCovers(s, c.NATS.DeadLetterSubject+".x") {
 				errs = append(errs, fmt.Errorf("dead-letter subject %q is inside %q: dead letters would loop back", c.NATS.DeadLetterSubject, s))
 			}
 		}
@@ -306,29 +182,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("workers %d: want 1 to 64", c.Workers))
 	}
 	return errors.Join(errs...)
-}
-
-// validSubject checks a NATS subject; wildcards are allowed when wild is true.
-func validSubject(s string, wild bool) error {
-	if s == "" {
-		return errors.New("empty")
-	}
-	tokens := strings.Split(s, ".")
-	for i, t := range tokens {
-		switch {
-		case t == "":
-			return fmt.Errorf("%q has an empty token", s)
-		case strings.ContainsAny(t, " \t\r\n"):
-			return fmt.Errorf("%q contains white space", s)
-		case (t == "*" || t == ">") && !wild:
-			return fmt.Errorf("%q must not contain wildcards", s)
-		case t == ">" && i != len(tokens)-1:
-			return fmt.Errorf("%q: > must be the last token", s)
-		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
-			return fmt.Errorf("%q: wildcards must be whole tokens", s)
-		}
-	}
-	return nil
 }
 
 // ConnectError is the error of a failed connection to the NATS servers at

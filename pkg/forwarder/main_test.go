@@ -65,7 +65,7 @@ func runChild(ctx context.Context, mode string, args []string) error {
 	}
 	cfg := forwarder.Defaults()
 	fs := pflag.NewFlagSet("forwarder", pflag.ContinueOnError)
-	finish := cfg.BindFlags(fs, os.Getenv)
+	finish := cmdforwarder.BindFlags(&cfg, fs, os.Getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 )
 
 // source feeds messages to the workers.
@@ -99,7 +101,7 @@ func (f *Forwarder) setupJetStream(ctx context.Context, js jetstream.JetStream) 
 	default:
 		covered := false
 		for _, s := range stream.CachedInfo().Config.Subjects {
-			covered = covered || subjectCovers(s, n.Subject)
+			covered = covered || falco.SubjectCovers(s, n.Subject)
 		}
 		if !covered {
 			return configError{fmt.Errorf("stream %q captures %v, which does not include subject %q: set NATS_SUBJECT inside it or NATS_STREAM to another stream",
@@ -309,21 +311,6 @@ func (f *Forwarder) coreSource(nc *nats.Conn) *source {
 		return nil
 	}
 	return &source{pipe: p, run: run, stop: stop}
-}
-
-// subjectCovers reports whether every subject matching filter also
-// matches pattern.
-func subjectCovers(pattern, filter string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(filter, ".")
-	for i, t := range p {
-		if t == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || s[i] == ">" || (t != "*" && t != s[i]) {
-			return false
-		}
-	}
-	return len(p) == len(s)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -25,16 +25,6 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
 )
 
-// Runtimes of the forwarder.
-const (
-	// RuntimeDefault runs the forwarder as a Deployment consuming NATS
-	// JetStream: durable, the way forward.
-	RuntimeDefault = "default"
-	// RuntimeKubeless runs it as a Kubeless Function behind NATSTriggers,
-	// the original shape.
-	RuntimeKubeless = "kubeless"
-)
-
 // DefaultKubelessManifests are the published manifests of Kubeless's last
 // releases (pinned images inside), applied by --install-kubeless on
 // clusters older than 1.22, the only ones where they can run.
@@ -44,46 +34,34 @@ var DefaultKubelessManifests = []string{
 }
 
 // kubelessObjects are the Function and one NATSTrigger per subject.
-func (o *Options) kubelessObjects() []*unstructured.Unstructured {
+func (s *settings) kubelessObjects() []*unstructured.Unstructured {
 	env := map[string]string{
-		"PHANTOM_BASE_URL": o.phantomURL(), "PHANTOM_LABEL": o.PhantomLabel,
-		"VERIFY_SSL": fmt.Sprint(!o.InsecureSkipTLSVerify), "GROUP_WINDOW": o.GroupWindow.String(),
+		"PHANTOM_BASE_URL": s.phantomURL, "PHANTOM_LABEL": s.PhantomLabel,
+		"VERIFY_SSL": fmt.Sprint(!s.InsecureSkipTLSVerify), "GROUP_WINDOW": s.GroupWindow.String(),
 	}
-	if o.tokenAuth() {
+	if s.tokenAuth {
 		env["PHANTOM_TOKEN_FILE"] = "/etc/falco-phantom/soar/token"
 	} else {
 		env["PHANTOM_USER_FILE"], env["PHANTOM_PASSWORD_FILE"] = "/etc/falco-phantom/soar/user", "/etc/falco-phantom/soar/password"
 	}
 	spec := kubeless.FunctionSpec{
-		Namespace: o.Namespace, Env: env, CredentialsSecret: SecretSOAR,
-		Image: images.Ref(o.imageRegistry(), images.ForwarderRepo, o.ImageTag),
+		Namespace: s.Namespace, Env: env, CredentialsSecret: s.credentialsSecret, CASecret: s.caSecret,
+		Image: images.Ref(s.imageRegistry(), images.ForwarderRepo, s.ImageTag),
 	}
-	if o.PhantomSecret != "" {
-		spec.CredentialsSecret = o.PhantomSecret
-	}
-	if len(o.PhantomCA) > 0 {
-		spec.CASecret = SecretSOARCA
+	if s.caSecret != "" {
 		env["PHANTOM_CA_FILE"] = "/etc/falco-phantom/soar-ca/ca.crt"
 	}
 	out := []*unstructured.Unstructured{kubeless.Function(spec)}
-	for i, s := range o.subjects() {
-		out = append(out, kubeless.Trigger(o.Namespace, i, s))
+	for i, subject := range s.Subjects {
+		out = append(out, kubeless.Trigger(s.Namespace, i, subject))
 	}
 	return out
 }
 
-// subjects are the NATS subjects: one for the default runtime, one
-// trigger each for Kubeless.
-func (o *Options) subjects() []string {
-	if len(o.Subjects) > 0 {
-		return o.Subjects
-	}
-	return []string{o.Subject}
-}
-
-// checkKubeless refuses --install-kubeless where Kubeless cannot run.
-func (in *Installer) checkKubeless(o Options) error {
-	if o.Runtime != RuntimeKubeless || !o.InstallKubeless {
+// checkKubeless refuses to install Kubeless's controllers where they
+// cannot run.
+func (in *Installer) checkKubeless(p *Plan) error {
+	if p.Kubeless == nil || len(p.Kubeless.Manifests) == 0 {
 		return nil
 	}
 	v, err := in.Kube.Discovery().ServerVersion()
@@ -93,22 +71,23 @@ func (in *Installer) checkKubeless(o Options) error {
 	return kubeless.ControllersCanRun(v.Major, v.Minor)
 }
 
-// applyKubeless installs the Kubeless side: the controllers (only with
-// --install-kubeless, only where they can run), the CRDs when missing,
-// the Function and the triggers.
-func (in *Installer) applyKubeless(ctx context.Context, o Options, state *State) error {
+// applyKubeless installs the Kubeless side: the controllers (only when
+// asked, only where they can run), the CRDs when missing, the Function and
+// the triggers; state records what it created.
+func (in *Installer) applyKubeless(ctx context.Context, p *Plan, state *State) error {
 	if in.Dynamic == nil || in.APIExt == nil {
 		return errors.New("the Kubeless runtime needs a dynamic and an apiextensions client")
 	}
-	if o.InstallKubeless {
-		for _, m := range o.KubelessManifests {
+	k := p.Kubeless
+	if len(k.Manifests) > 0 {
+		for _, m := range k.Manifests {
 			in.progress("• kubeless: applying %s", m)
 			if err := in.applyManifest(ctx, m); err != nil {
 				return fmt.Errorf("kubeless manifest %s: %w", m, err)
 			}
 		}
 	}
-	for _, crd := range kubeless.CRDs() {
+	for _, crd := range k.CRDs {
 		_, err := in.APIExt.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
 		if err == nil {
 			continue
@@ -125,20 +104,20 @@ func (in *Installer) applyKubeless(ctx context.Context, o Options, state *State)
 		in.progress("• kubeless: created CRD %s", crd.Name)
 		state.addCRD(crd.Name)
 	}
-	for _, obj := range o.kubelessObjects() {
+	for _, obj := range k.Objects {
 		gvr := kubeless.NATSTriggers
 		if obj.GetKind() == "Function" {
 			gvr = kubeless.Functions
 		}
-		_, err := in.Dynamic.Resource(gvr).Namespace(o.Namespace).Apply(ctx, obj.GetName(), obj,
+		_, err := in.Dynamic.Resource(gvr).Namespace(p.Namespace).Apply(ctx, obj.GetName(), obj,
 			metav1.ApplyOptions{FieldManager: ManagedBy, Force: true})
 		if err != nil {
 			return fmt.Errorf("apply %s %s: %w", obj.GetKind(), obj.GetName(), err)
 		}
-		in.progress("• kubeless: applied %s %s/%s", obj.GetKind(), o.Namespace, obj.GetName())
+		in.progress("• kubeless: applied %s %s/%s", obj.GetKind(), p.Namespace, obj.GetName())
 		state.addKubelessObject(obj.GetKind() + "/" + obj.GetName())
 	}
-	if !o.InstallKubeless {
+	if len(k.Manifests) == 0 {
 		in.progress("  note: a Kubeless controller must run to turn these into a Deployment and a NATS subscription; " +
 			"none can run on Kubernetes 1.22 or newer (see docs/kubeless.md)")
 	}

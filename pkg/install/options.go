@@ -1,18 +1,23 @@
 // Package install puts the pipeline on a cluster (NATS, Falco with
 // falcosidekick, the forwarder, optionally the mock SOAR), upgrades it in
 // place, and removes it again. Helm is reached only through pkg/helm.
+//
+// What an install makes exist is decided once, by NewPlan, from the
+// Options and what the cluster already holds; Apply applies that plan and
+// Render prints it (--dry-run), so the two cannot drift.
 package install
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/fields"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
@@ -20,10 +25,6 @@ import (
 // Names of what install creates.
 const (
 	DefaultNamespace = "falco-phantom"
-	ReleaseNATS      = "nats"
-	ReleaseFalco     = "falco"
-	ReleaseForwarder = "falco-phantom-forwarder"
-	ReleaseMock      = "mockphantom"
 	// SecretSOAR holds the forwarder's SOAR credentials.
 	SecretSOAR = "falco-phantom-soar"
 	// SecretMock holds the credentials the mock SOAR accepts.
@@ -43,64 +44,66 @@ const (
 // Pinned upstream charts (REFERENCE: Falco chart 9.x ships Falco 0.44,
 // NATS chart 2.14.x).
 var (
-	DefaultNATSChart  = ChartSource{Ref: "nats", RepoURL: "https://nats-io.github.io/k8s/helm/charts/", Version: "2.14.2"}
-	DefaultFalcoChart = ChartSource{Ref: "falco", RepoURL: "https://falcosecurity.github.io/charts", Version: "9.1.0"}
+	DefaultNATSChart  = helm.Chart{Ref: "nats", RepoURL: "https://nats-io.github.io/k8s/helm/charts/", Version: "2.14.2"}
+	DefaultFalcoChart = helm.Chart{Ref: "falco", RepoURL: "https://falcosecurity.github.io/charts", Version: "9.1.0"}
 )
 
-// ChartSource is where an upstream chart comes from.
-type ChartSource struct {
-	// Ref is a chart name in RepoURL, a local path (folder or .tgz), or an
-	// oci:// reference.
-	Ref     string
-	RepoURL string
-	Version string
-}
+// Runtime is how the forwarder runs.
+type Runtime string
 
-// Options is what the user asked for.
+const (
+	// RuntimeDefault runs the forwarder as a Deployment consuming NATS
+	// JetStream: durable, the way forward.
+	RuntimeDefault Runtime = "default"
+	// RuntimeKubeless runs it as a Kubeless Function behind NATSTriggers,
+	// the original shape.
+	RuntimeKubeless Runtime = "kubeless"
+)
+
+// Options is what the user asked for. Validate and NewPlan report problems
+// by field name ({PhantomURL}); a command says them as its own flags.
 type Options struct {
 	Namespace string
 
 	// NATSURL points at an existing NATS; empty installs NATS.
 	NATSURL      string
 	NATSReplicas int
-	NATSChart    ChartSource
+	NATSChart    helm.Chart
+	// NATSCreds is a NATS credentials file for the NATS at NATSURL.
+	NATSCreds []byte
 
 	// SkipFalco leaves Falco alone (it already runs and publishes to NATS).
 	SkipFalco   bool
 	FalcoDriver string
-	FalcoSet    []string
-	FalcoChart  ChartSource
+	// FalcoSet are extra values of the Falco chart, key=value.
+	FalcoSet   []string
+	FalcoChart helm.Chart
 
 	// MockPhantom installs the mock SOAR and points the forwarder at it.
 	MockPhantom bool
 	// MockPersistence keeps the mock's data on a PersistentVolumeClaim.
 	MockPersistence bool
 	PhantomURL      string
-	// PhantomAuth are credentials given on the command line or in files.
+	// PhantomAuth are credentials given by the user.
 	PhantomAuth phantom.Auth
 	// PhantomSecret names an existing Secret with the credentials (keys
 	// user and password, or token).
-	PhantomSecret string
-	// secretHasToken: the PhantomSecret holds a token (found by Install).
-	secretHasToken        bool
+	PhantomSecret         string
 	InsecureSkipTLSVerify bool
-	// NATSCreds is a NATS credentials file for the NATS at NATSURL (from
-	// --nats-creds-file).
-	NATSCreds []byte
-	// PhantomCA is PEM CA certificates to trust for SOAR (from --phantom-ca-file).
+	// PhantomCA is PEM CA certificates to trust for SOAR.
 	PhantomCA    []byte
 	PhantomLabel string
 
-	Subject string
-	// Subjects are the Kubeless runtime's trigger topics (one trigger
-	// each); empty means Subject.
+	// Subjects are the NATS subjects the forwarder consumes: one with the
+	// default runtime (a wildcard covers many), one Kubeless trigger each
+	// with RuntimeKubeless.
 	Subjects          []string
 	ForwarderReplicas int
 	GroupWindow       time.Duration
-	KEDA              bool
+	// KEDA scales the forwarder with the NATS backlog, down to zero.
+	KEDA bool
 
-	// Runtime is RuntimeDefault or RuntimeKubeless.
-	Runtime string
+	Runtime Runtime
 	// InstallKubeless also deploys Kubeless's controllers (only where they
 	// can run), from KubelessManifests.
 	InstallKubeless   bool
@@ -111,7 +114,7 @@ type Options struct {
 	// ImageTag is the tag of this project's images; default the plugin's version.
 	ImageTag string
 
-	DryRun  bool
+	// Wait waits for each component to be ready, for at most Timeout.
 	Wait    bool
 	Timeout time.Duration
 }
@@ -120,121 +123,125 @@ type Options struct {
 func Defaults() Options {
 	return Options{
 		Namespace: DefaultNamespace, NATSReplicas: 1, NATSChart: DefaultNATSChart, FalcoDriver: "auto",
-		FalcoChart: DefaultFalcoChart, MockPersistence: true, PhantomLabel: "events", Subject: "falco.>",
+		FalcoChart: DefaultFalcoChart, MockPersistence: true, PhantomLabel: "events", Subjects: []string{"falco.>"},
 		ForwarderReplicas: 1, GroupWindow: 5 * time.Minute, ImageTag: version.Version, Wait: true, Timeout: 5 * time.Minute,
 		Runtime: RuntimeDefault, KubelessManifests: DefaultKubelessManifests,
 	}
 }
 
-// Validate checks the options; errors name the flags in conflict.
+// Validate checks the options on their own (NewPlan checks what needs the
+// cluster). The error is a fields.List naming the options at fault.
 func (o *Options) Validate() error {
-	var errs []string
-	add := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
+	var errs fields.List
+	add := func(format string, args ...any) { errs = append(errs, fields.Errorf(format, args...)) }
 	if o.MockPhantom {
 		if o.PhantomURL != "" || !o.PhantomAuth.Empty() || o.PhantomSecret != "" {
-			add("--mock-phantom installs its own SOAR: do not combine it with --phantom-url, --phantom-user/--phantom-password, --phantom-token or --phantom-secret")
+			add("{MockPhantom} installs its own SOAR: do not combine it with {PhantomURL}, {PhantomAuth.User}/{PhantomAuth.Password}, {PhantomAuth.Token} or {PhantomSecret}")
 		}
 	} else {
 		if o.PhantomURL == "" {
-			add("say where SOAR is: --phantom-url https://soar.example.com, or --mock-phantom to install the mock")
+			add("say where SOAR is: {PhantomURL} https://soar.example.com, or {MockPhantom} to install the mock")
 		} else if _, err := phantom.ParseBaseURL(o.PhantomURL); err != nil {
-			add("--phantom-url: %v", err)
+			add("{PhantomURL}: %v", err)
 		}
 		switch {
 		case o.PhantomSecret != "" && !o.PhantomAuth.Empty():
-			add("--phantom-secret and --phantom-user/--phantom-password/--phantom-token exclude each other")
+			add("{PhantomSecret} and {PhantomAuth.User}/{PhantomAuth.Password}/{PhantomAuth.Token} exclude each other")
 		case o.PhantomSecret == "" && o.PhantomAuth.Empty():
-			add("SOAR credentials are missing: --phantom-token-file, --phantom-user with --phantom-password-file, or --phantom-secret NAME")
+			add("SOAR credentials are missing: {PhantomAuth.Token}, {PhantomAuth.User} with {PhantomAuth.Password}, or {PhantomSecret} NAME")
 		case o.PhantomAuth.Token != "" && (o.PhantomAuth.User != "" || o.PhantomAuth.Password != ""):
-			add("--phantom-token and --phantom-user/--phantom-password exclude each other")
+			add("{PhantomAuth.Token} and {PhantomAuth.User}/{PhantomAuth.Password} exclude each other")
 		case o.PhantomAuth.Token == "" && o.PhantomSecret == "" && (o.PhantomAuth.User == "" || o.PhantomAuth.Password == ""):
-			add("--phantom-user and --phantom-password go together")
+			add("{PhantomAuth.User} and {PhantomAuth.Password} go together")
 		}
 	}
 	if len(o.PhantomCA) > 0 && (o.MockPhantom || o.InsecureSkipTLSVerify) {
-		add("--phantom-ca-file goes with a real SOAR whose certificate is verified (not with --mock-phantom or --insecure-skip-tls-verify)")
+		add("{PhantomCA} goes with a real SOAR whose certificate is verified (not with {MockPhantom} or {InsecureSkipTLSVerify})")
 	}
 	if o.InsecureSkipTLSVerify && o.MockPhantom {
-		add("--insecure-skip-tls-verify has no effect with --mock-phantom (it speaks plain HTTP inside the cluster)")
+		add("{InsecureSkipTLSVerify} has no effect with {MockPhantom} (it speaks plain HTTP inside the cluster)")
 	}
 	if len(o.NATSCreds) > 0 && o.NATSURL == "" {
-		add("--nats-creds-file goes with --nats-url (the NATS this command installs needs no credentials)")
+		add("{NATSCreds} goes with {NATSURL} (the NATS this command installs needs no credentials)")
 	}
 	if o.NATSURL != "" {
 		// Never quoted: it may hold a password.
 		u, err := url.Parse(o.NATSURL)
 		switch {
 		case strings.Contains(o.NATSURL, "@"):
-			add("--nats-url must not hold credentials: they would be stored in clear in the forwarder's Deployment and the install record; give them with --nats-creds-file")
+			add("{NATSURL} must not hold credentials: they would be stored in clear in the forwarder's Deployment and the install record; give them with {NATSCreds}")
 		case err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "":
-			add("--nats-url: want nats://host:4222 or tls://host:4222")
+			add("{NATSURL}: want nats://host:4222 or tls://host:4222")
 		}
 		if o.NATSReplicas != 1 {
-			add("--nats-replicas applies to the NATS this command installs, not to --nats-url")
+			add("{NATSReplicas} applies to the NATS this command installs, not to {NATSURL}")
 		}
 	}
 	if o.NATSReplicas != 1 && o.NATSReplicas != 3 && o.NATSReplicas != 5 {
-		add("--nats-replicas %d: want 1 (a lab), or 3 or 5 (a JetStream cluster)", o.NATSReplicas)
+		add("{NATSReplicas} %d: want 1 (a lab), or 3 or 5 (a JetStream cluster)", o.NATSReplicas)
 	}
 	if !slices.Contains([]string{"auto", "modern_ebpf", "kmod"}, o.FalcoDriver) {
-		add("--falco-driver %q: want auto, modern_ebpf or kmod (ebpf was removed in Falco chart 9)", o.FalcoDriver)
+		add("{FalcoDriver} %q: want auto, modern_ebpf or kmod (ebpf was removed in Falco chart 9)", o.FalcoDriver)
 	}
 	if o.SkipFalco && (len(o.FalcoSet) > 0 || o.FalcoDriver != "auto") {
-		add("--skip-falco: --falco-driver and --falco-set have nothing to configure")
+		add("{SkipFalco}: {FalcoDriver} and {FalcoSet} have nothing to configure")
 	}
 	for _, s := range o.FalcoSet {
 		if !strings.Contains(s, "=") {
-			add("--falco-set %q: want key=value", s)
+			add("{FalcoSet} %q: want key=value", s)
 		}
 	}
 	switch o.Runtime {
 	case RuntimeDefault:
 		if len(o.Subjects) > 1 {
-			add("--subject was given %d times: the forwarder consumes one subject (use a wildcard such as falco.>); several are for --runtime kubeless", len(o.Subjects))
+			add("{Subjects} was given %d times: the forwarder consumes one subject (use a wildcard such as falco.>); several are for {Runtime} kubeless", len(o.Subjects))
 		}
 		if o.InstallKubeless {
-			add("--install-kubeless goes with --runtime kubeless")
+			add("{InstallKubeless} goes with {Runtime} kubeless")
 		}
 	case RuntimeKubeless:
 		if o.KEDA || o.ForwarderReplicas != 1 {
-			add("--keda and --forwarder-replicas apply to the default runtime, not to --runtime kubeless")
+			add("{KEDA} and {ForwarderReplicas} apply to the default runtime, not to {Runtime} kubeless")
 		}
 	default:
-		add("--runtime %q: want default or kubeless", o.Runtime)
+		add("{Runtime} %q: want default or kubeless", string(o.Runtime))
 	}
-	for _, subject := range o.subjects() {
-		cfg := forwarder.Defaults()
-		cfg.NATS.Subject = subject
-		cfg.Phantom.BaseURL, cfg.Phantom.Auth = "https://placeholder.invalid", phantom.Auth{Token: "x"}
-		if err := cfg.Validate(); err != nil {
-			add("--subject %q: %v", subject, err)
+	if len(o.Subjects) == 0 {
+		add("{Subjects} is empty: give the NATS subject to consume, e.g. falco.>")
+	}
+	for _, subject := range o.Subjects {
+		if err := checkSubject(subject); err != nil {
+			add("{Subjects} %q: %v", subject, err)
 		}
 	}
 	if o.ForwarderReplicas < 1 && !o.KEDA {
-		add("--forwarder-replicas must be at least 1 (or use --keda to scale from zero)")
+		add("{ForwarderReplicas} must be at least 1 (or use {KEDA} to scale from zero)")
 	}
 	if o.GroupWindow < 0 {
-		add("--group-window must not be negative")
+		add("{GroupWindow} must not be negative")
 	}
 	if o.Namespace == "" {
-		add("--namespace is empty")
+		add("{Namespace} is empty")
 	}
 	if o.Timeout <= 0 {
-		add("--timeout must be positive")
+		add("{Timeout} must be positive")
 	}
 	if strings.TrimSpace(o.PhantomLabel) == "" {
-		add("--phantom-label is empty")
+		add("{PhantomLabel} is empty")
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
+	return errs.Err()
 }
 
-// tokenAuth tells whether the forwarder authenticates to SOAR with a token
-// (else with user and password).
-func (o *Options) tokenAuth() bool {
-	return o.MockPhantom || o.PhantomAuth.Token != "" || (o.PhantomSecret != "" && o.secretHasToken)
+// checkSubject checks a subject the forwarder is to consume: a valid NATS
+// subject that does not take in the forwarder's own dead letters.
+func checkSubject(subject string) error {
+	if err := falco.ValidSubject(subject, true); err != nil {
+		return err
+	}
+	if dl := forwarder.Defaults().NATS.DeadLetterSubject; falco.SubjectCovers(subject, dl+".x") {
+		return fmt.Errorf("it takes in the dead letters (%s.>): they would loop back", dl)
+	}
+	return nil
 }
 
 // natsURL is the address of NATS inside the cluster.
@@ -242,21 +249,13 @@ func (o *Options) natsURL() string {
 	if o.NATSURL != "" {
 		return o.NATSURL
 	}
-	return fmt.Sprintf("nats://%s.%s.svc.cluster.local:4222", ReleaseNATS, o.Namespace)
+	return "nats://" + NATS.Release() + "." + o.Namespace + ".svc.cluster.local:4222"
 }
 
 // phantomURL is the address of SOAR the forwarder uses.
 func (o *Options) phantomURL() string {
 	if o.MockPhantom {
-		return fmt.Sprintf("http://%s.%s.svc.cluster.local:8080", ReleaseMock, o.Namespace)
+		return "http://" + MockPhantom.Release() + "." + o.Namespace + ".svc.cluster.local:8080"
 	}
 	return strings.TrimRight(o.PhantomURL, "/")
-}
-
-// imageRegistry is the registry of this project's images.
-func (o *Options) imageRegistry() string {
-	if o.ImageRegistry != "" {
-		return o.ImageRegistry
-	}
-	return images.DefaultRegistry
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	authv1 "k8s.io/api/authorization/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -28,10 +28,10 @@ func (a access) String() string {
 	return a.verb + " " + r
 }
 
-// needs lists the permissions an install with o needs.
-func (o *Options) needs(namespaceExists bool) []access {
+// needs lists the permissions applying p needs.
+func (p *Plan) needs() []access {
 	var out []access
-	if !namespaceExists {
+	if p.CreateNamespace {
 		out = append(out, access{"create", "", "namespaces", true})
 	}
 	for _, r := range []struct{ group, resource string }{
@@ -40,52 +40,49 @@ func (o *Options) needs(namespaceExists bool) []access {
 	} {
 		out = append(out, access{"create", r.group, r.resource, false}, access{"update", r.group, r.resource, false})
 	}
-	if o.NATSURL == "" || o.MockPhantom {
+	if p.Release(NATS) != nil || p.Release(MockPhantom) != nil {
 		out = append(out, access{"create", "", "persistentvolumeclaims", false})
 	}
-	if o.NATSURL == "" {
+	if p.Release(NATS) != nil {
 		out = append(out, access{"create", "apps", "statefulsets", false})
 	}
-	if !o.SkipFalco {
+	if p.Release(Falco) != nil {
 		out = append(out,
 			access{"create", "apps", "daemonsets", false},
 			access{"create", "rbac.authorization.k8s.io", "clusterroles", true},
 			access{"create", "rbac.authorization.k8s.io", "clusterrolebindings", true})
 	}
-	if o.KEDA {
+	if fw := p.Release(Forwarder); fw != nil && fw.Request.Values["keda"] != nil {
 		out = append(out, access{"create", "keda.sh", "scaledobjects", false})
 	}
 	return out
 }
 
-// Preflight checks, before anything is changed, that the cluster answers
-// and that the current user may create what install creates. Each problem
-// is reported in one line saying what to fix.
+// Preflight checks, before anything is read or changed, that the current
+// user may create what installing o creates. Each problem is reported in
+// one line saying what to fix. It plans o knowing only whether the
+// namespace exists: reading the Secrets may itself be forbidden.
 func Preflight(ctx context.Context, kube kubernetes.Interface, o Options) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := kube.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error(); err != nil {
-		return fmt.Errorf("cannot reach the cluster: %w (check --context/--kubeconfig and that the API server is up)", err)
-	}
-	_, err := kube.CoreV1().Namespaces().Get(ctx, o.Namespace, metav1.GetOptions{})
-	exists := err == nil
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
-		return fmt.Errorf("look up namespace %s: %w", o.Namespace, err)
+	p, err := NewPlan(ctx, o, namespaceOnly{online{kube}})
+	if err != nil {
+		return err
 	}
 	var denied []string
-	for _, a := range o.needs(exists) {
+	for _, a := range p.needs() {
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authv1.ResourceAttributes{Verb: a.verb, Group: a.group, Resource: a.resource},
 		}}
 		if !a.clusterWide {
-			review.Spec.ResourceAttributes.Namespace = o.Namespace
+			review.Spec.ResourceAttributes.Namespace = p.Namespace
 		}
 		res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("check permissions: %w", err)
 		}
 		if !res.Status.Allowed {
-			where := "in namespace " + o.Namespace
+			where := "in namespace " + p.Namespace
 			if a.clusterWide {
 				where = "cluster-wide"
 			}
@@ -98,3 +95,13 @@ func Preflight(ctx context.Context, kube kubernetes.Interface, o Options) error 
 	}
 	return nil
 }
+
+// namespaceOnly asks the cluster whether the namespace exists, and nothing
+// else.
+type namespaceOnly struct{ online }
+
+func (namespaceOnly) Secret(context.Context, string, string) (*corev1.Secret, error) {
+	return nil, ErrNotLookedUp
+}
+
+func (namespaceOnly) Record(context.Context, string) (*State, error) { return nil, nil }

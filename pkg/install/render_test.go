@@ -33,7 +33,7 @@ func TestRenderGolden(t *testing.T) {
 		{"mock-phantom", func(o *install.Options) { o.MockPhantom = true }},
 		{"token-keda-replicas", func(o *install.Options) {
 			o.PhantomURL, o.PhantomAuth = "https://soar.example.com", phantom.Auth{Token: "secret-token-never-printed"}
-			o.InsecureSkipTLSVerify, o.Subject, o.ForwarderReplicas, o.KEDA = true, "falco.*.*", 3, true
+			o.InsecureSkipTLSVerify, o.Subjects, o.ForwarderReplicas, o.KEDA = true, []string{"falco.*.*"}, 3, true
 			o.ImageRegistry, o.GroupWindow, o.Namespace = "registry.internal:5000", 2*time.Minute, "security"
 		}},
 		{"kubeless", func(o *install.Options) {
@@ -50,8 +50,12 @@ func TestRenderGolden(t *testing.T) {
 			t.Parallel()
 			o := base()
 			tt.modify(&o)
+			p, err := install.NewPlan(context.Background(), o, install.Offline)
+			if err != nil {
+				t.Fatal(err)
+			}
 			in := &install.Installer{Helm: helm.New(nil, nil)}
-			got, err := in.Render(context.Background(), o)
+			got, err := in.Render(context.Background(), p)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -17,11 +17,6 @@ type UninstallOptions struct {
 	KeepFalco bool
 }
 
-// releaseOf maps a component to its release.
-var releaseOf = map[string]string{
-	"nats": ReleaseNATS, "mockphantom": ReleaseMock, "forwarder": ReleaseForwarder, "falco": ReleaseFalco,
-}
-
 // ErrNotInstalled says install never ran in the namespace.
 var ErrNotInstalled = errors.New("nothing installed by kubectl falco-phantom here")
 
@@ -37,26 +32,28 @@ func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
 	if state == nil {
 		return fmt.Errorf("namespace %s: %w (see kubectl falco-phantom status -n NAMESPACE)", o.Namespace, ErrNotInstalled)
 	}
-	keep := func(c string) bool { return (c == "nats" && o.KeepNATS) || (c == "falco" && o.KeepFalco) }
+	keep := func(c Component) bool { return (c == NATS && o.KeepNATS) || (c == Falco && o.KeepFalco) }
 	var errs []error
 	if err := in.deleteKubeless(ctx, o.Namespace, state); err != nil {
 		errs = append(errs, err)
 	} else {
 		state.KubelessObjects, state.KubelessCRDs = nil, nil
 	}
-	for _, c := range []string{"falco", "forwarder", "mockphantom", "nats"} {
+	all := Components()
+	slices.Reverse(all)
+	for _, c := range all {
 		if !state.Has(c) || keep(c) {
 			continue
 		}
-		in.progress("• %s: uninstalling release %s/%s", c, o.Namespace, releaseOf[c])
-		if err := in.Helm.Uninstall(ctx, releaseOf[c], o.Namespace); err != nil {
+		in.progress("• %s: uninstalling release %s/%s", c, o.Namespace, c.Release())
+		if err := in.Helm.Uninstall(ctx, c.Release(), o.Namespace); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c, err))
 			continue
 		}
 		if err := in.deleteClaims(ctx, o.Namespace, c); err != nil {
 			errs = append(errs, err)
 		}
-		state.Components = slices.DeleteFunc(state.Components, func(s string) bool { return s == c })
+		state.Components = slices.DeleteFunc(state.Components, func(s Component) bool { return s == c })
 	}
 	if len(errs) > 0 {
 		_ = writeState(ctx, in.Kube, o.Namespace, state)
@@ -89,13 +86,12 @@ func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
 
 // deleteClaims removes the PersistentVolumeClaims a component's release
 // leaves behind (StatefulSet volume claims, the mock's kept data claim).
-func (in *Installer) deleteClaims(ctx context.Context, namespace, component string) error {
-	selector := "app.kubernetes.io/instance=" + releaseOf[component]
-	if component != "nats" && component != "mockphantom" {
+func (in *Installer) deleteClaims(ctx context.Context, namespace string, component Component) error {
+	if !component.keepsData() {
 		return nil
 	}
 	pvcs := in.Kube.CoreV1().PersistentVolumeClaims(namespace)
-	list, err := pvcs.List(ctx, metav1.ListOptions{LabelSelector: selector})
+	list, err := pvcs.List(ctx, metav1.ListOptions{LabelSelector: component.Selector()})
 	if err != nil {
 		return fmt.Errorf("list claims of %s: %w", component, err)
 	}

@@ -143,7 +143,7 @@ func FindSOAR(ctx context.Context, kube kubernetes.Interface, cfg *rest.Config, 
 		if !strings.Contains(host, "://") {
 			host = "https://" + host
 		}
-		base := fmt.Sprintf("%s/api/v1/namespaces/%s/services/http:%s:8080/proxy", host, namespace, install.ReleaseMock)
+		base := fmt.Sprintf("%s/api/v1/namespaces/%s/services/http:%s:%d/proxy", host, namespace, install.ReleaseMock, install.MockPhantomPort)
 		client, err := phantom.New(phantom.Config{
 			BaseURL: base, Credentials: phantom.StaticCredentials{Token: string(sec.Data["token"])}, Transport: transport, Timeout: 15 * time.Second,
 		})

@@ -34,10 +34,10 @@ type Report struct {
 
 // Component is one release.
 type Component struct {
-	Name          string `json:"name"`
-	Release       string `json:"release"`
-	Chart         string `json:"chart,omitempty"`
-	ReleaseStatus string `json:"releaseStatus"`
+	Name          install.Component `json:"name"`
+	Release       string            `json:"release"`
+	Chart         string            `json:"chart,omitempty"`
+	ReleaseStatus string            `json:"releaseStatus"`
 	// Workloads is each workload's readiness, e.g. "Deployment/x 1/1 ready".
 	Workloads []string `json:"workloads"`
 	Ready     bool     `json:"ready"`
@@ -63,7 +63,8 @@ type Forwarder struct {
 type Checker struct {
 	Helm helm.Client
 	Kube kubernetes.Interface
-	// MetricsPort is the forwarder's metrics port (default 8081).
+	// MetricsPort is the forwarder's metrics port (default
+	// install.ForwarderHealthPort).
 	MetricsPort int
 }
 
@@ -80,7 +81,7 @@ func (c *Checker) Check(ctx context.Context, namespace string) (*Report, error) 
 		return nil, fmt.Errorf("namespace %s: %w (install with: kubectl falco-phantom install -n %s)", namespace, ErrNotInstalled, namespace)
 	}
 	r := &Report{Namespace: namespace, Healthy: true, State: state}
-	for _, name := range []string{"nats", "mockphantom", "forwarder", "falco"} {
+	for _, name := range install.Components() {
 		if !state.Has(name) {
 			continue
 		}
@@ -91,7 +92,7 @@ func (c *Checker) Check(ctx context.Context, namespace string) (*Report, error) 
 		}
 		r.Components = append(r.Components, comp)
 	}
-	if state.Has("forwarder") {
+	if state.Has(install.Forwarder) {
 		fw := c.ForwarderStats(ctx, namespace)
 		fw.PhantomURL = state.PhantomURL
 		r.Forwarder = fw
@@ -113,12 +114,8 @@ func (c *Checker) Check(ctx context.Context, namespace string) (*Report, error) 
 	return r, nil
 }
 
-var releaseOf = map[string]string{
-	"nats": install.ReleaseNATS, "mockphantom": install.ReleaseMock, "forwarder": install.ReleaseForwarder, "falco": install.ReleaseFalco,
-}
-
-func (c *Checker) component(ctx context.Context, namespace, name string) Component {
-	comp := Component{Name: name, Release: releaseOf[name]}
+func (c *Checker) component(ctx context.Context, namespace string, name install.Component) Component {
+	comp := Component{Name: name, Release: name.Release()}
 	rel, err := c.Helm.Get(ctx, comp.Release, namespace)
 	switch {
 	case err != nil:
@@ -148,11 +145,9 @@ func (c *Checker) ForwarderStats(ctx context.Context, namespace string) *Forward
 	fw := &Forwarder{}
 	port := c.MetricsPort
 	if port == 0 {
-		port = 8081
+		port = install.ForwarderHealthPort
 	}
-	pods, err := c.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: "app.kubernetes.io/instance=" + install.ReleaseForwarder,
-	})
+	pods, err := c.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: install.Forwarder.Selector()})
 	if err != nil {
 		fw.NotReady = err.Error()
 		return fw

@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
@@ -23,8 +25,9 @@ type options struct {
 	output  output.Format
 }
 
-// NewCommand returns the demo command.
-func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
+// NewCommand returns the demo command. It needs no cluster: it takes the
+// streams and the environment only.
+func NewCommand(streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
 	o := &options{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -41,12 +44,7 @@ cases in a browser and publish more alerts.`,
   # keep it running and open the printed URL
   kubectl falco-phantom demo --serve --data-dir ./demo-data`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.output.Validate(); err != nil {
-				return err
-			}
-			return o.run(cmd.Context())
-		},
+		RunE: cmdmain.RunE(o),
 	}
 	cmd.Flags().BoolVar(&o.demo.Serve, "serve", false, "keep NATS, the forwarder and the mock SOAR running until interrupted")
 	cmd.Flags().StringVar(&o.demo.DataDir, "data-dir", "", "folder for NATS and SOAR data (default: a temporary folder, removed at exit)")
@@ -54,14 +52,20 @@ cases in a browser and publish more alerts.`,
 	cmd.Flags().IntVar(&o.demo.NATSPort, "nats-port", 0, "NATS port (default: a free one)")
 	cmd.Flags().DurationVar(&o.demo.Timeout, "timeout", 30*time.Second, "how long to wait for the case")
 	output.AddFlag(cmd, &o.output)
-	cmd.AddCommand(newPublishCommand(streams))
+	cmd.AddCommand(newPublishCommand(streams, getenv))
 	return cmd
 }
 
-func (o *options) run(ctx context.Context) error {
+func (o *options) Complete(*cobra.Command, []string) error {
 	if o.output == output.Table {
 		o.demo.Progress = o.streams.ErrOut
 	}
+	return nil
+}
+
+func (o *options) Validate() error { return o.output.Validate() }
+
+func (o *options) Run(ctx context.Context) error {
 	printed := false
 	print := func(r *demo.Result) {
 		printed = true
@@ -100,35 +104,54 @@ func Timeline(w io.Writer, r *demo.Result, serving bool) error {
 	return nil
 }
 
-func newPublishCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	natsURL, marker, count := nats.DefaultURL, "", 1
+type publishOptions struct {
+	streams genericiooptions.IOStreams
+	natsURL string
+	marker  string
+	count   int
+}
+
+func newPublishCommand(streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
+	o := &publishOptions{streams: streams, natsURL: input.Env(getenv, "NATS_URL", nats.DefaultURL), count: 1}
 	cmd := &cobra.Command{
 		Use:     "publish",
 		Short:   "Publish a sample alert to NATS as falcosidekick does",
 		Example: `  kubectl falco-phantom demo publish --nats-url nats://127.0.0.1:4222 --marker hello`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, err := nats.Connect(natsURL, nats.Name("falco-phantom-demo-publish"))
-			if err != nil {
-				return forwarder.ConnectError(natsURL, err)
-			}
-			defer nc.Close()
-			for i := range count {
-				m := marker
-				if m != "" && count > 1 {
-					m = fmt.Sprintf("%s-%d", marker, i+1)
-				}
-				ev := demo.Event(m)
-				if err := demo.Publish(nc, ev); err != nil {
-					return err
-				}
-				fmt.Fprintf(streams.Out, "published %q on %s (event %s)\n", ev.Rule, ev.Subject(), ev.ID())
-			}
-			return nil
-		},
+		RunE:    cmdmain.RunE(o),
 	}
-	cmd.Flags().StringVar(&natsURL, "nats-url", natsURL, "NATS server URL")
-	cmd.Flags().StringVar(&marker, "marker", "", "text put into the command line of the alert")
-	cmd.Flags().IntVar(&count, "count", 1, "how many alerts")
+	cmd.Flags().StringVar(&o.natsURL, "nats-url", o.natsURL, "NATS server URL [NATS_URL]")
+	cmd.Flags().Lookup("nats-url").DefValue = forwarder.RedactURL(o.natsURL)
+	cmd.Flags().StringVar(&o.marker, "marker", "", "text put into the command line of the alert")
+	cmd.Flags().IntVar(&o.count, "count", 1, "how many alerts")
 	return cmd
+}
+
+func (o *publishOptions) Complete(*cobra.Command, []string) error { return nil }
+
+func (o *publishOptions) Validate() error {
+	if o.count < 1 {
+		return fmt.Errorf("--count %d: want at least 1", o.count)
+	}
+	return nil
+}
+
+func (o *publishOptions) Run(context.Context) error {
+	nc, err := nats.Connect(o.natsURL, nats.Name("falco-phantom-demo-publish"))
+	if err != nil {
+		return forwarder.ConnectError(o.natsURL, err)
+	}
+	defer nc.Close()
+	for i := range o.count {
+		m := o.marker
+		if m != "" && o.count > 1 {
+			m = fmt.Sprintf("%s-%d", o.marker, i+1)
+		}
+		ev := demo.Event(m)
+		if err := demo.Publish(nc, ev); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.streams.Out, "published %q on %s (event %s)\n", ev.Rule, ev.Subject(), ev.ID())
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
@@ -75,16 +76,16 @@ Every flag can also be set with the variable named in its help.`,
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	finish = o.cfg.BindFlags(cmd.Flags(), getenv)
-	cmd.Flags().StringVar(&o.logFormat, "log-format", envOr(getenv, "LOG_FORMAT", "json"), "log format: json or text [LOG_FORMAT]")
-	cmd.Flags().StringVar(&o.logLevel, "log-level", envOr(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error [LOG_LEVEL]")
+	finish = BindFlags(&o.cfg, cmd.Flags(), getenv)
+	cmd.Flags().StringVar(&o.logFormat, "log-format", input.Env(getenv, "LOG_FORMAT", "json"), "log format: json or text [LOG_FORMAT]")
+	cmd.Flags().StringVar(&o.logLevel, "log-level", input.Env(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error [LOG_LEVEL]")
 	cmd.AddCommand(newReplayCommand(stdout, getenv), newVersionCommand(stdout))
 	return cmd
 }
 
 func newReplayCommand(stdout io.Writer, getenv func(string) string) *cobra.Command {
-	natsURL := envOr(getenv, "NATS_URL", nats.DefaultURL)
-	credsFile := envOr(getenv, "NATS_CREDS_FILE", "")
+	natsURL := input.Env(getenv, "NATS_URL", nats.DefaultURL)
+	credsFile := getenv("NATS_CREDS_FILE")
 	stream := fw.Defaults().NATS.DeadLetterStream
 	var reasons []string
 	cmd := &cobra.Command{
@@ -166,11 +167,4 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, errors.New("log format: want json or text")
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
 }

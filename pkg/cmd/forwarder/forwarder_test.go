@@ -131,7 +131,7 @@ func TestVerifySSL(t *testing.T) {
 			}
 			cfg := fw.Defaults()
 			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-			finish := cfg.BindFlags(fs, func(k string) string { return env[k] })
+			finish := forwarder.BindFlags(&cfg, fs, func(k string) string { return env[k] })
 			if err := finish(); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,5 @@
-// Package install is the "install" command.
+// Package install is the "install" command, and "playbook deploy", the
+// original deploy_playbook command line mapped onto it.
 package install
 
 import (
@@ -11,24 +12,29 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"github.com/spf13/pflag"
 
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/fields"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
 )
 
 type options struct {
-	kube    *genericclioptions.ConfigFlags
-	streams genericiooptions.IOStreams
-	getenv  func(string) string
-	o       install.Options
+	env    *cli.Env
+	o      install.Options
+	dryRun bool
+	// flagOf names an option's field as the command line gave it.
+	flagOf func(field string) string
 
+	flags                           *pflag.FlagSet
 	natsChart, falcoChart           string
 	natsChartVersion, falcoChartVer string
 	natsRepo, falcoRepo             string
+	subjects                        []string
 	phantomUser                     string
 	phantomPassword, phantomToken   string
 	passwordFile, tokenFile         string
@@ -37,8 +43,8 @@ type options struct {
 }
 
 // NewCommand returns the install command.
-func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
-	o := &options{kube: kube, streams: streams, getenv: getenv, o: install.Defaults()}
+func NewCommand(env *cli.Env) *cobra.Command {
+	o := &options{env: env, o: install.Defaults()}
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Install Falco, NATS and the forwarder (and optionally a mock SOAR) on the cluster",
@@ -70,12 +76,7 @@ values show in the process list.`,
   # see what would be applied
   kubectl falco-phantom install --mock-phantom --dry-run`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.complete(cmd); err != nil {
-				return err
-			}
-			return o.run(cmd.Context())
-		},
+		RunE: cmdmain.RunE(o),
 	}
 	f := cmd.Flags()
 	v := &o.o
@@ -103,8 +104,8 @@ values show in the process list.`,
 	f.StringVar(&o.falcoChart, "falco-chart", "", "Falco chart: a local folder or .tgz, or an oci:// reference (offline clusters)")
 	f.StringVar(&o.falcoChartVer, "falco-chart-version", "", "Falco chart version (default "+install.DefaultFalcoChart.Version+")")
 	f.StringVar(&o.falcoRepo, "falco-chart-repo", install.DefaultFalcoChart.RepoURL, "chart repository of Falco (e.g. an internal mirror)")
-	f.StringArrayVar(&v.Subjects, "subject", nil, "NATS subject the forwarder consumes (default falco.>; the original falco.*.* works); with --runtime kubeless, repeat it for one trigger each")
-	f.StringVar(&v.Runtime, "runtime", v.Runtime, "how the forwarder runs: default (a Deployment consuming NATS JetStream) or kubeless (a Kubeless Function behind NATSTriggers, the original shape)")
+	f.StringArrayVar(&o.subjects, "subject", nil, "NATS subject the forwarder consumes (default falco.>; the original falco.*.* works); with --runtime kubeless, repeat it for one trigger each")
+	f.StringVar((*string)(&v.Runtime), "runtime", string(v.Runtime), "how the forwarder runs: default (a Deployment consuming NATS JetStream) or kubeless (a Kubeless Function behind NATSTriggers, the original shape)")
 	f.BoolVar(&v.InstallKubeless, "install-kubeless", false, "with --runtime kubeless, also deploy Kubeless's controllers (only possible on Kubernetes older than 1.22)")
 	f.StringArrayVar(&v.KubelessManifests, "kubeless-manifest", v.KubelessManifests, "Kubeless release manifests (file or URL) for --install-kubeless")
 	f.IntVar(&v.ForwarderReplicas, "forwarder-replicas", v.ForwarderReplicas, "forwarder replicas (they share one durable consumer)")
@@ -112,38 +113,76 @@ values show in the process list.`,
 	f.BoolVar(&v.KEDA, "keda", false, "scale the forwarder with the NATS backlog, down to zero (needs KEDA)")
 	f.StringVar(&v.ImageRegistry, "image-registry", "", "pull every image from this registry (a private mirror)")
 	f.StringVar(&v.ImageTag, "image-tag", v.ImageTag, "tag of the forwarder and mock SOAR images")
-	f.BoolVar(&v.DryRun, "dry-run", false, "print every manifest that would be applied (secrets redacted) and change nothing")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print every manifest that would be applied (secrets redacted) and change nothing")
 	f.BoolVar(&v.Wait, "wait", v.Wait, "wait for each component to be ready, showing progress")
 	f.DurationVar(&v.Timeout, "timeout", v.Timeout, "how long to wait for each component")
 	_ = cmd.RegisterFlagCompletionFunc("falco-driver", cobra.FixedCompletions([]string{"auto", "modern_ebpf", "kmod"}, cobra.ShellCompDirectiveNoFileComp))
+	o.flags = f
+	o.flagOf = o.flagName
 	return cmd
 }
 
-// complete turns flags into install options: chart overrides and the
-// credentials from files or the environment.
-func (o *options) complete(cmd *cobra.Command) error {
+// flagName is the flag of an Options field, as this command line gave it.
+func (o *options) flagName(field string) string {
+	changed := func(name string) bool { return o.flags.Changed(name) }
+	switch field {
+	case "PhantomAuth.Password":
+		if changed("phantom-password") {
+			return "--phantom-password"
+		}
+		if !changed("phantom-password-file") && (o.o.PhantomAuth.Password != "" || o.o.PhantomAuth.User != "") {
+			return "--phantom-password"
+		}
+		return "--phantom-password-file"
+	case "PhantomAuth.Token":
+		if changed("phantom-token") || (!changed("phantom-token-file") && o.o.PhantomAuth.Token != "") {
+			return "--phantom-token"
+		}
+		return "--phantom-token-file"
+	}
+	if name, ok := installFlags[field]; ok {
+		return name
+	}
+	return field
+}
+
+// installFlags names the flag of each Options field.
+var installFlags = map[string]string{
+	"Namespace": "--namespace", "NATSURL": "--nats-url", "NATSReplicas": "--nats-replicas", "NATSChart": "--nats-chart",
+	"NATSCreds": "--nats-creds-file", "SkipFalco": "--skip-falco", "FalcoDriver": "--falco-driver", "FalcoSet": "--falco-set",
+	"FalcoChart": "--falco-chart", "MockPhantom": "--mock-phantom", "MockPersistence": "--mock-phantom-persistence",
+	"PhantomURL": "--phantom-url", "PhantomAuth.User": "--phantom-user", "PhantomSecret": "--phantom-secret",
+	"InsecureSkipTLSVerify": "--insecure-skip-tls-verify", "PhantomCA": "--phantom-ca-file", "PhantomLabel": "--phantom-label",
+	"Subjects": "--subject", "ForwarderReplicas": "--forwarder-replicas", "GroupWindow": "--group-window", "KEDA": "--keda",
+	"Runtime": "--runtime", "InstallKubeless": "--install-kubeless", "KubelessManifests": "--kubeless-manifest",
+	"ImageRegistry": "--image-registry", "ImageTag": "--image-tag", "Wait": "--wait", "Timeout": "--timeout",
+}
+
+// Complete turns the flags into install options: the namespace, chart
+// overrides, subjects and the credentials from files or the environment.
+func (o *options) Complete(cmd *cobra.Command, _ []string) error {
 	v := &o.o
-	if len(v.Subjects) == 1 {
-		v.Subject, v.Subjects = v.Subjects[0], nil
-	} else if len(v.Subjects) > 1 {
-		v.Subject = v.Subjects[0]
+	v.Namespace = o.env.Namespace()
+	if len(o.subjects) > 0 {
+		v.Subjects = o.subjects
 	}
 	v.NATSChart = chartSource(install.DefaultNATSChart, o.natsChart, o.natsChartVersion, o.natsRepo)
 	v.FalcoChart = chartSource(install.DefaultFalcoChart, o.falcoChart, o.falcoChartVer, o.falcoRepo)
+	errOut := o.env.Streams.ErrOut
 	if o.phantomPassword != "" || o.phantomToken != "" {
-		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-password/--phantom-token are visible to other users in the process list; prefer the -file flags or $PHANTOM_PASSWORD/$PHANTOM_TOKEN")
+		fmt.Fprintln(errOut, "warning: --phantom-password/--phantom-token are visible to other users in the process list; prefer the -file flags or $PHANTOM_PASSWORD/$PHANTOM_TOKEN")
 	}
 	if v.InsecureSkipTLSVerify && !v.MockPhantom {
-		fmt.Fprintln(o.streams.ErrOut, "warning: --insecure-skip-tls-verify: the forwarder will not verify SOAR's certificate, so anyone on the path can read and change the credentials and alerts; prefer --phantom-ca-file")
+		fmt.Fprintln(errOut, "warning: --insecure-skip-tls-verify: the forwarder will not verify SOAR's certificate, so anyone on the path can read and change the credentials and alerts; prefer --phantom-ca-file")
 	}
 	if strings.HasPrefix(strings.ToLower(v.PhantomURL), "http://") {
-		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-url is plain http: the SOAR credentials and the alerts cross the network in clear; use https")
+		fmt.Fprintln(errOut, "warning: --phantom-url is plain http: the SOAR credentials and the alerts cross the network in clear; use https")
 	}
-	password, err := secretFrom(o.phantomPassword, o.passwordFile, o.getenv("PHANTOM_PASSWORD"), "--phantom-password-file")
+	password, err := secretFrom(o.phantomPassword, o.passwordFile, o.env.Getenv("PHANTOM_PASSWORD"), "--phantom-password-file")
 	if err != nil {
 		return err
 	}
-	token, err := secretFrom(o.phantomToken, o.tokenFile, o.getenv("PHANTOM_TOKEN"), "--phantom-token-file")
+	token, err := secretFrom(o.phantomToken, o.tokenFile, o.env.Getenv("PHANTOM_TOKEN"), "--phantom-token-file")
 	if err != nil {
 		return err
 	}
@@ -178,9 +217,9 @@ func (o *options) complete(cmd *cobra.Command) error {
 // chartSource applies the chart flags: a local path or oci:// reference
 // replaces the repository chart; otherwise the repository and version
 // may be overridden.
-func chartSource(def install.ChartSource, ref, version, repo string) install.ChartSource {
+func chartSource(def helm.Chart, ref, version, repo string) helm.Chart {
 	if ref != "" {
-		return install.ChartSource{Ref: ref, Version: version}
+		return helm.Chart{Ref: ref, Version: version}
 	}
 	if version != "" {
 		def.Version = version
@@ -196,56 +235,58 @@ func secretFrom(flagValue, file, env, fileFlag string) (string, error) {
 		return flagValue, nil
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
+		s, err := input.SecretFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", fileFlag, err)
-		}
-		s := strings.TrimRight(string(b), "\r\n")
-		if s == "" {
-			return "", fmt.Errorf("%s: %s is empty", fileFlag, file)
 		}
 		return s, nil
 	}
 	return env, nil
 }
 
-func (o *options) run(ctx context.Context) error {
-	o.o.Namespace = install.DefaultNamespace
-	if o.kube.Namespace != nil && *o.kube.Namespace != "" {
-		o.o.Namespace = *o.kube.Namespace
-	}
-	return Apply(ctx, o.kube, o.streams, o.o)
+// Validate checks the options, naming the flags at fault.
+func (o *options) Validate() error { return fields.Rename(o.o.Validate(), o.flagOf) }
+
+// Run installs, or with --dry-run prints what install would apply.
+func (o *options) Run(ctx context.Context) error {
+	return apply(ctx, o.env, o.o, o.dryRun, o.flagOf)
 }
 
-// Apply installs (or with DryRun prints) o on the cluster of kube; the
-// playbook command uses it too.
-func Apply(ctx context.Context, kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, o install.Options) error {
-	if err := o.Validate(); err != nil {
-		return err
-	}
-	if o.DryRun {
-		// Rendering needs no cluster.
-		in := &install.Installer{Helm: helm.New(kube, nil)}
-		out, err := in.Render(ctx, o)
+// apply plans the options and applies the plan, or prints it: install and
+// playbook deploy end here. flagOf says the options' fields as flags.
+func apply(ctx context.Context, env *cli.Env, o install.Options, dryRun bool, flagOf func(string) string) error {
+	streams := env.Streams
+	if dryRun {
+		// Planning and rendering need no cluster.
+		p, err := install.NewPlan(ctx, o, install.Offline)
 		if err != nil {
-			return err
+			return fields.Rename(err, flagOf)
+		}
+		in := &install.Installer{Helm: helm.New(env.Kube, nil)}
+		out, err := in.Render(ctx, p)
+		if err != nil {
+			return fields.Rename(err, flagOf)
 		}
 		_, err = io.WriteString(streams.Out, out)
 		return err
 	}
-	c, err := cluster.Connect(kube)
+	c, err := env.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	if err := install.Preflight(ctx, c.Kube, o); err != nil {
-		return fmt.Errorf("%s: %w", c.Host, err)
+		return fmt.Errorf("%s: %w", c.Host, fields.Rename(err, flagOf))
 	}
-	res, err := c.Installer(streams.ErrOut).Install(ctx, o)
+	p, err := install.NewPlan(ctx, o, install.Online(c.Kube))
+	if err != nil {
+		return fields.Rename(err, flagOf)
+	}
+	res, err := c.Installer(streams.ErrOut).Apply(ctx, p)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return errors.New("interrupted; run install again to finish (it upgrades in place), or uninstall")
 		}
-		return err
+		return fields.Rename(err, flagOf)
 	}
 	return summary(streams.Out, res, o)
 }
@@ -273,7 +314,7 @@ func summary(w io.Writer, res *install.Result, o install.Options) error {
 		fmt.Fprintf(w, "Kubeless:    Function %s and its NATSTriggers in %s (see docs/kubeless.md)\n", kubeless.FunctionName, res.Namespace)
 	}
 	if o.MockPhantom {
-		fmt.Fprintf(w, "Mock SOAR:   kubectl -n %s port-forward svc/%s 8080, then open http://127.0.0.1:8080/\n", res.Namespace, install.ReleaseMock)
+		fmt.Fprintf(w, "Mock SOAR:   kubectl -n %s port-forward svc/%s %d, then open http://127.0.0.1:%d/\n", res.Namespace, install.ReleaseMock, install.MockPhantomPort, install.MockPhantomPort)
 		fmt.Fprintf(w, "             user admin, password: kubectl -n %s get secret %s -o jsonpath='{.data.password}' | base64 -d\n", res.Namespace, install.SecretMock)
 	}
 	return nil

@@ -10,10 +10,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/playbook"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/status"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/testshell"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/uninstall"
@@ -29,7 +29,7 @@ func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams,
 
 // NewCommand returns the root command with every subcommand.
 func NewCommand(streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
-	kube := genericclioptions.NewConfigFlags(true)
+	env := &cli.Env{Kube: genericclioptions.NewConfigFlags(true), Streams: streams, Getenv: getenv}
 	cmd := &cobra.Command{
 		Use:   "kubectl falco-phantom",
 		Short: "Send Falco's runtime alerts to Splunk SOAR (Phantom)",
@@ -51,14 +51,14 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
-	kube.AddFlags(cmd.PersistentFlags())
+	env.Kube.AddFlags(cmd.PersistentFlags())
 	cmd.AddCommand(
-		install.NewCommand(kube, streams, getenv),
-		uninstall.NewCommand(kube, streams),
-		status.NewCommand(kube, streams),
-		testshell.NewCommand(kube, streams, getenv),
-		playbook.NewCommand(kube, streams),
-		demo.NewCommand(streams),
+		install.NewCommand(env),
+		uninstall.NewCommand(env),
+		status.NewCommand(env),
+		testshell.NewCommand(env),
+		install.NewPlaybookCommand(env),
+		demo.NewCommand(streams, getenv),
 		newVersionCommand(streams.Out),
 	)
 	return cmd

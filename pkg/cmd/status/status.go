@@ -2,16 +2,16 @@
 package status
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/status"
 )
@@ -29,9 +29,15 @@ func (e *UnhealthyError) Error() string {
 // ExitCode tells the shell that something is down.
 func (e *UnhealthyError) ExitCode() int { return ExitUnhealthy }
 
+type options struct {
+	env    *cli.Env
+	format output.Format
+	ns     string
+}
+
 // NewCommand returns the status command.
-func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	var format output.Format
+func NewCommand(env *cli.Env) *cobra.Command {
+	o := &options{env: env}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show whether every component runs and alerts reach SOAR",
@@ -42,30 +48,36 @@ The exit code is 0 when everything is healthy and ` + fmt.Sprint(ExitUnhealthy) 
 		Example: `  kubectl falco-phantom status
   kubectl falco-phantom status -o json | jq .forwarder`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := format.Validate(); err != nil {
-				return err
-			}
-			c, err := cluster.Connect(kube)
-			if err != nil {
-				return err
-			}
-			checker := &status.Checker{Helm: c.Helm, Kube: c.Kube}
-			r, err := checker.Check(cmd.Context(), c.Namespace)
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.Host, err)
-			}
-			if err := output.Print(streams.Out, format, r, func(w io.Writer) error { return Table(w, r) }); err != nil {
-				return err
-			}
-			if !r.Healthy {
-				return &UnhealthyError{Problems: r.Problems}
-			}
-			return nil
-		},
+		RunE: cmdmain.RunE(o),
 	}
-	output.AddFlag(cmd, &format)
+	output.AddFlag(cmd, &o.format)
 	return cmd
+}
+
+func (o *options) Complete(*cobra.Command, []string) error {
+	o.ns = o.env.Namespace()
+	return nil
+}
+
+func (o *options) Validate() error { return o.format.Validate() }
+
+func (o *options) Run(ctx context.Context) error {
+	c, err := o.env.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	checker := &status.Checker{Helm: c.Helm, Kube: c.Kube}
+	r, err := checker.Check(ctx, o.ns)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Host, err)
+	}
+	if err := output.Print(o.env.Streams.Out, o.format, r, func(w io.Writer) error { return Table(w, r) }); err != nil {
+		return err
+	}
+	if !r.Healthy {
+		return &UnhealthyError{Problems: r.Problems}
+	}
+	return nil
 }
 
 // Table prints a report for people.

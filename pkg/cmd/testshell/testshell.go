@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
@@ -25,11 +24,9 @@ import (
 const DefaultImage = "docker.io/library/busybox:1.37"
 
 type options struct {
-	kube    *genericclioptions.ConfigFlags
-	streams genericiooptions.IOStreams
-	getenv  func(string) string
-	test    shelltest.Options
-	output  output.Format
+	env    *cli.Env
+	test   shelltest.Options
+	output output.Format
 
 	phantomURL, phantomUser string
 	passwordFile, tokenFile string
@@ -48,8 +45,8 @@ func (f *Failed) Error() string {
 func (f *Failed) ExitCode() int { return f.Result.Outcome.ExitCode() }
 
 // NewCommand returns the test-shell command.
-func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
-	o := &options{kube: kube, streams: streams, getenv: getenv}
+func NewCommand(env *cli.Env) *cobra.Command {
+	o := &options{env: env}
 	cmd := &cobra.Command{
 		Use:   "test-shell",
 		Short: "Open a shell in a container and prove its alert became a case in SOAR",
@@ -72,12 +69,7 @@ opened, 4 SOAR unreachable. On failure the command says which hop to look at
   # keep the shell open, like the original demo's kubectl exec -it ... sh
   kubectl falco-phantom test-shell --interactive`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.output.Validate(); err != nil {
-				return err
-			}
-			return o.run(cmd.Context())
-		},
+		RunE: cmdmain.RunE(o),
 	}
 	f := cmd.Flags()
 	t := &o.test
@@ -98,28 +90,32 @@ opened, 4 SOAR unreachable. On failure the command says which hop to look at
 	return cmd
 }
 
-func (o *options) run(ctx context.Context) error {
-	c, err := cluster.Connect(o.kube)
-	if err != nil {
-		return err
-	}
-	t := &o.test
-	t.Namespace = t.InstallNamespace
-	if o.kube.Namespace != nil && *o.kube.Namespace != "" {
-		t.Namespace = *o.kube.Namespace
-	}
-	t.In, t.Out = o.streams.In, o.streams.Out
+// Complete settles the namespaces: the created pod's (or --pod's) is -n,
+// else the pipeline's.
+func (o *options) Complete(*cobra.Command, []string) error {
+	o.test.Namespace = o.env.NamespaceOr(o.test.InstallNamespace)
+	o.test.In, o.test.Out = o.env.Streams.In, o.env.Streams.Out
 	if o.output == output.Table {
-		t.Progress = o.streams.ErrOut
+		o.test.Progress = o.env.Streams.ErrOut
 	}
-	if t.SOAR, err = o.soar(ctx, c); err != nil {
-		return err
-	}
-	res, err := (&shelltest.Tester{Kube: c.Kube, Config: c.Config}).Run(ctx, *t)
+	return nil
+}
+
+func (o *options) Validate() error { return o.output.Validate() }
+
+func (o *options) Run(ctx context.Context) error {
+	c, err := o.env.Connect(ctx)
 	if err != nil {
 		return err
 	}
-	if err := output.Print(o.streams.Out, o.output, res, func(w io.Writer) error { return Timeline(w, res) }); err != nil {
+	if o.test.SOAR, err = o.soar(ctx, c); err != nil {
+		return err
+	}
+	res, err := (&shelltest.Tester{Kube: c.Kube, Config: c.Config}).Run(ctx, o.test)
+	if err != nil {
+		return err
+	}
+	if err := output.Print(o.env.Streams.Out, o.output, res, func(w io.Writer) error { return Timeline(w, res) }); err != nil {
 		return err
 	}
 	if res.Outcome != shelltest.Passed {
@@ -128,29 +124,29 @@ func (o *options) run(ctx context.Context) error {
 	return nil
 }
 
-func (o *options) soar(ctx context.Context, c *cluster.Cluster) (*shelltest.SOAR, error) {
+func (o *options) soar(ctx context.Context, c *cli.Cluster) (*shelltest.SOAR, error) {
 	if o.phantomURL == "" {
 		return shelltest.FindSOAR(ctx, c.Kube, c.Config, o.test.InstallNamespace)
 	}
-	auth := phantom.Auth{User: o.phantomUser, Password: o.getenv("PHANTOM_PASSWORD"), Token: o.getenv("PHANTOM_TOKEN")}
+	auth := phantom.Auth{User: o.phantomUser, Password: o.env.Getenv("PHANTOM_PASSWORD"), Token: o.env.Getenv("PHANTOM_TOKEN")}
 	for _, item := range []struct {
-		file string
-		dst  *string
-	}{{o.passwordFile, &auth.Password}, {o.tokenFile, &auth.Token}} {
+		flag, file string
+		dst        *string
+	}{{"--phantom-password-file", o.passwordFile, &auth.Password}, {"--phantom-token-file", o.tokenFile, &auth.Token}} {
 		if item.file == "" {
 			continue
 		}
-		b, err := os.ReadFile(item.file)
+		secret, err := input.SecretFile(item.file)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", item.flag, err)
 		}
-		*item.dst = strings.TrimRight(string(b), "\r\n")
+		*item.dst = secret
 	}
 	if auth.Empty() {
 		return nil, fmt.Errorf("--phantom-url needs credentials: --phantom-token-file, or --phantom-user with --phantom-password-file")
 	}
 	if o.insecure {
-		fmt.Fprintln(o.streams.ErrOut, "warning: --phantom-insecure-skip-tls-verify: SOAR's certificate is not verified, so anyone on the path can read the credentials")
+		fmt.Fprintln(o.env.Streams.ErrOut, "warning: --phantom-insecure-skip-tls-verify: SOAR's certificate is not verified, so anyone on the path can read the credentials")
 	}
 	var ca []byte
 	if o.caFile != "" {

@@ -2,19 +2,24 @@
 package uninstall
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cluster"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 )
 
+type options struct {
+	env *cli.Env
+	o   install.UninstallOptions
+}
+
 // NewCommand returns the uninstall command.
-func NewCommand(kube *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
-	var o install.UninstallOptions
+func NewCommand(env *cli.Env) *cobra.Command {
+	o := &options{env: env}
 	cmd := &cobra.Command{
 		Use:   "uninstall",
 		Short: "Remove what install created, and nothing else",
@@ -26,21 +31,28 @@ created it. Anything else in the namespace is left alone.`,
   # keep NATS (and the alerts waiting in it) and Falco
   kubectl falco-phantom uninstall --keep-nats --keep-falco`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := cluster.Connect(kube)
-			if err != nil {
-				return err
-			}
-			o.Namespace = c.Namespace
-			in := c.Installer(streams.ErrOut)
-			if err := in.Uninstall(cmd.Context(), o); err != nil {
-				return err
-			}
-			fmt.Fprintf(streams.Out, "falco-phantom is uninstalled from namespace %s.\n", o.Namespace)
-			return nil
-		},
+		RunE: cmdmain.RunE(o),
 	}
-	cmd.Flags().BoolVar(&o.KeepNATS, "keep-nats", false, "keep the NATS release and its data")
-	cmd.Flags().BoolVar(&o.KeepFalco, "keep-falco", false, "keep the Falco release")
+	cmd.Flags().BoolVar(&o.o.KeepNATS, "keep-nats", false, "keep the NATS release and its data")
+	cmd.Flags().BoolVar(&o.o.KeepFalco, "keep-falco", false, "keep the Falco release")
 	return cmd
+}
+
+func (o *options) Complete(*cobra.Command, []string) error {
+	o.o.Namespace = o.env.Namespace()
+	return nil
+}
+
+func (o *options) Validate() error { return nil }
+
+func (o *options) Run(ctx context.Context) error {
+	c, err := o.env.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.Installer(o.env.Streams.ErrOut).Uninstall(ctx, o.o); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.env.Streams.Out, "falco-phantom is uninstalled from namespace %s.\n", o.o.Namespace)
+	return nil
 }
