@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/poll"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
@@ -64,129 +65,177 @@ type Result struct {
 // Run runs the demo. With Serve it returns when ctx ends (the Result is
 // then handed to onReady as soon as the first case is stored).
 func Run(ctx context.Context, o Options, onReady func(*Result)) (*Result, error) {
-	progress := o.Progress
-	if progress == nil {
-		progress = io.Discard
+	r := &run{o: o, progress: o.Progress}
+	if r.progress == nil {
+		r.progress = io.Discard
 	}
-	step := func(format string, args ...any) { fmt.Fprintf(progress, "• "+format+"\n", args...) }
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+	if r.o.Timeout <= 0 {
+		r.o.Timeout = 30 * time.Second
 	}
-	if o.SOARListen == "" {
-		o.SOARListen = "127.0.0.1:0"
+	if r.o.SOARListen == "" {
+		r.o.SOARListen = "127.0.0.1:0"
 	}
-	dir := o.DataDir
-	if dir == "" {
+	defer r.stop()
+	for _, step := range []func(context.Context) error{r.prepare, r.startNATS, r.startSOAR, r.startForwarder, r.publish, r.waitForCase} {
+		if err := step(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if onReady != nil {
+		onReady(r.res)
+	}
+	if o.Serve {
+		<-ctx.Done()
+	}
+	return r.res, nil
+}
+
+// run is one demo run: what it started, to be stopped in reverse order.
+type run struct {
+	o        Options
+	progress io.Writer
+	res      *Result
+	dir      string
+	password string
+	logFile  *os.File
+	log      *slog.Logger
+	soarURL  string
+	fw       *forwarder.Forwarder
+	ev       *falco.Event
+	stops    []func()
+}
+
+func (r *run) step(format string, args ...any) { fmt.Fprintf(r.progress, "• "+format+"\n", args...) }
+
+// atStop registers fn to run when the demo stops, before what was
+// registered earlier.
+func (r *run) atStop(fn func()) { r.stops = append(r.stops, fn) }
+
+func (r *run) stop() {
+	for i := len(r.stops) - 1; i >= 0; i-- {
+		r.stops[i]()
+	}
+}
+
+// prepare makes the data folder, the SOAR password and the log.
+func (r *run) prepare(context.Context) error {
+	r.dir = r.o.DataDir
+	if r.dir == "" {
 		tmp, err := os.MkdirTemp("", "falco-phantom-demo-")
 		if err != nil {
-			return nil, fmt.Errorf("create data folder: %w", err)
+			return fmt.Errorf("create data folder: %w", err)
 		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data folder: %w", err)
+		r.atStop(func() { os.RemoveAll(tmp) })
+		r.dir = tmp
+	} else if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
 	}
+	r.res = &Result{PasswordFile: filepath.Join(r.dir, "soar-password")}
+	var err error
+	if r.password, err = secret(r.res.PasswordFile); err != nil {
+		return err
+	}
+	if r.logFile, err = os.OpenFile(filepath.Join(r.dir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	r.atStop(func() { r.logFile.Close() })
+	r.log = slog.New(slog.NewJSONHandler(r.logFile, nil))
+	return nil
+}
 
-	res := &Result{PasswordFile: filepath.Join(dir, "soar-password")}
-	password, err := secret(res.PasswordFile)
+func (r *run) startNATS(context.Context) error {
+	r.step("starting NATS with JetStream (embedded)")
+	ns, err := startNATS(filepath.Join(r.dir, "nats"), r.o.NATSPort)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	logFile, err := os.OpenFile(filepath.Join(dir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open log: %w", err)
-	}
-	defer logFile.Close()
-	log := slog.New(slog.NewJSONHandler(logFile, nil))
+	r.atStop(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	r.res.NATSURL = ns.ClientURL()
+	r.step("NATS ready at %s", r.res.NATSURL)
+	return nil
+}
 
-	step("starting NATS with JetStream (embedded)")
-	ns, err := startNATS(filepath.Join(dir, "nats"), o.NATSPort)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	res.NATSURL = ns.ClientURL()
-	step("NATS ready at %s", res.NATSURL)
-
-	step("starting mock SOAR (data in %s)", dir)
+func (r *run) startSOAR(ctx context.Context) error {
+	r.step("starting mock SOAR (data in %s)", r.dir)
 	soar, err := mockphantom.New(ctx, mockphantom.Config{
-		DBPath: filepath.Join(dir, "soar.db"), User: User, Password: password, Logger: log.With("component", "mockphantom"),
+		DBPath: filepath.Join(r.dir, "soar.db"), User: User, Password: r.password, Logger: r.log.With("component", "mockphantom"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mock SOAR: %w", err)
+		return fmt.Errorf("mock SOAR: %w", err)
 	}
-	defer soar.Close()
-	run, err := mockphantom.Serve(ctx, soar, o.SOARListen, nil)
+	r.atStop(func() { soar.Close() })
+	served, err := mockphantom.Serve(ctx, soar, r.o.SOARListen, nil)
 	if err != nil {
-		return nil, fmt.Errorf("mock SOAR: %w", err)
+		return fmt.Errorf("mock SOAR: %w", err)
 	}
-	defer run.Close()
-	res.SOARURL = run.URL
-	step("mock SOAR ready at %s", res.SOARURL)
+	r.atStop(func() { served.Close() })
+	r.soarURL, r.res.SOARURL = served.URL, served.URL
+	r.step("mock SOAR ready at %s", r.res.SOARURL)
+	return nil
+}
 
+func (r *run) startForwarder(ctx context.Context) error {
 	cfg := forwarder.Defaults()
-	cfg.Phantom.BaseURL = run.URL
-	cfg.Phantom.Auth = phantom.Auth{User: User, Password: password}
-	cfg.NATS.URL = res.NATSURL
+	cfg.Phantom.BaseURL = r.soarURL
+	cfg.Phantom.Auth = phantom.Auth{User: User, Password: r.password}
+	cfg.NATS.URL = r.res.NATSURL
 	cfg.Listen = ""
-	fw, err := forwarder.New(cfg, log.With("component", "forwarder"))
+	fw, err := forwarder.New(cfg, r.log.With("component", "forwarder"))
 	if err != nil {
-		return nil, fmt.Errorf("forwarder: %w", err)
+		return fmt.Errorf("forwarder: %w", err)
 	}
 	fwCtx, stopFw := context.WithCancel(ctx)
 	fwDone := make(chan error, 1)
 	go func() { fwDone <- fw.Run(fwCtx) }()
-	defer func() { stopFw(); <-fwDone }()
-	step("starting the forwarder (JetStream stream FALCO, durable consumer %s)", cfg.NATS.Consumer)
-	if err := waitUntil(ctx, 15*time.Second, fw.Ready); err != nil {
-		return nil, fmt.Errorf("forwarder did not get ready: %w (log: %s)", err, logFile.Name())
+	r.atStop(func() { stopFw(); <-fwDone })
+	r.fw = fw
+	r.step("starting the forwarder (JetStream stream FALCO, durable consumer %s)", cfg.NATS.Consumer)
+	if err := poll.Until(ctx, 15*time.Second, 20*time.Millisecond, func(context.Context) error { return fw.Ready() }); err != nil {
+		return fmt.Errorf("forwarder did not get ready: %w (log: %s)", err, r.logFile.Name())
 	}
+	return nil
+}
 
-	nc, err := nats.Connect(res.NATSURL, nats.Name("falco-phantom-demo"))
+func (r *run) publish(context.Context) error {
+	nc, err := nats.Connect(r.res.NATSURL, nats.Name("falco-phantom-demo"))
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		return forwarder.ConnectError(r.res.NATSURL, err)
 	}
 	defer nc.Close()
-	ev := Event("")
-	res.Subject, res.EventTime = ev.Subject(), ev.Time
-	step("publishing %q on %s, as falcosidekick does", ev.Rule, res.Subject)
-	res.Published = time.Now()
-	if err := Publish(nc, ev); err != nil {
-		return nil, err
-	}
+	r.ev = Event("")
+	r.res.Subject, r.res.EventTime = r.ev.Subject(), r.ev.Time
+	r.step("publishing %q on %s, as falcosidekick does", r.ev.Rule, r.res.Subject)
+	r.res.Published = time.Now()
+	return Publish(nc, r.ev)
+}
 
-	client, err := phantom.New(phantom.Config{BaseURL: run.URL, Credentials: phantom.StaticCredentials{User: User, Password: password}})
+func (r *run) waitForCase(ctx context.Context) error {
+	client, err := phantom.New(phantom.Config{BaseURL: r.soarURL, Credentials: phantom.StaticCredentials{User: User, Password: r.password}})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	step("waiting for the case in SOAR (up to %s)", o.Timeout)
-	sdi := "falco-event-" + ev.ID()
-	err = waitUntil(ctx, o.Timeout, func() error {
+	r.step("waiting for the case in SOAR (up to %s)", r.o.Timeout)
+	sdi := forwarder.ArtifactID(r.ev.ID())
+	err = poll.Until(ctx, r.o.Timeout, 20*time.Millisecond, func(ctx context.Context) error {
 		page, err := client.Artifacts(ctx, phantom.Query{PageSize: 1, Filters: map[string]any{"source_data_identifier": sdi}})
 		if err != nil {
 			return err
 		}
 		if page.Count == 0 {
-			if ferr := fw.Ready(); ferr != nil {
+			if ferr := r.fw.Ready(); ferr != nil {
 				return fmt.Errorf("not in SOAR yet; forwarder: %w", ferr)
 			}
 			return errors.New("not in SOAR yet")
 		}
-		res.Stored = time.Now()
-		res.ArtifactID, res.CaseID = page.Data[0].ID, page.Data[0].Container
+		r.res.Stored = time.Now()
+		r.res.ArtifactID, r.res.CaseID = page.Data[0].ID, page.Data[0].Container
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("the event did not reach SOAR within %s: %w (log: %s)", o.Timeout, err, logFile.Name())
+		return fmt.Errorf("the event did not reach SOAR within %s: %w (log: %s)", r.o.Timeout, err, r.logFile.Name())
 	}
-	res.Latency = res.Stored.Sub(res.Published)
-	if onReady != nil {
-		onReady(res)
-	}
-	if o.Serve {
-		<-ctx.Done()
-	}
-	return res, nil
+	r.res.Latency = r.res.Stored.Sub(r.res.Published)
+	return nil
 }
 
 // Event is a realistic "Terminal shell in container" alert for the demo;
@@ -251,22 +300,4 @@ func secret(path string) (string, error) {
 		return "", fmt.Errorf("write password file: %w", err)
 	}
 	return pw, nil
-}
-
-func waitUntil(ctx context.Context, timeout time.Duration, check func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-tick.C:
-		}
-	}
 }

@@ -144,48 +144,79 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if !cfg.Phantom.VerifySSL {
 		f.log.Warn("TLS certificate verification of SOAR is OFF (VERIFY_SSL=false): anyone on the path can read and change what is sent")
 	}
-
-	var srv *http.Server
-	// In function mode the function's own server answers health and metrics.
-	if cfg.Listen != "" && cfg.NATS.Mode != ModeFunction {
-		ln, err := net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			return fmt.Errorf("listen for health and metrics on %s: %w", cfg.Listen, err)
-		}
-		srv = &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer func() {
-			shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(shutCtx)
-		}()
+	stopServing, err := f.serveHealth(ctx)
+	if err != nil {
+		return err
 	}
-
+	defer stopServing()
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	defer stopProbe()
 	go f.probe(probeCtx)
 
-	var src *source
-	var nc *nats.Conn
-	if cfg.NATS.Mode == ModeFunction {
-		src = f.functionSource()
-	} else {
-		var err error
-		if nc, err = f.connect(); err != nil {
-			return err
+	src, nc, err := f.open(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			f.log.Info("forwarder stopped before it consumed anything")
+			return nil
 		}
-		f.nc.Store(nc)
+		return err
+	}
+	if nc != nil {
 		defer nc.Close()
-		if src, err = f.openSource(ctx, nc); err != nil {
-			if ctx.Err() != nil {
-				f.log.Info("forwarder stopped before it consumed anything")
-				return nil
-			}
-			return err
-		}
 	}
 	f.pipe.Store(src.pipe)
+	err = f.consume(ctx, src)
+	if nc != nil {
+		if err := nc.Drain(); err != nil {
+			f.log.Warn("NATS drain", "error", err)
+		}
+	}
+	return err
+}
 
+// serveHealth serves Handler on cfg.Listen, unless it is empty or the
+// function (in function mode) answers health and metrics itself.
+func (f *Forwarder) serveHealth(ctx context.Context) (stop func(), err error) {
+	if f.cfg.Listen == "" || f.cfg.NATS.Mode == ModeFunction {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", f.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen for health and metrics on %s: %w", f.cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutCtx)
+	}, nil
+}
+
+// open connects to NATS (except in function mode) and sets up the mode's
+// source, waiting for NATS as long as it takes.
+func (f *Forwarder) open(ctx context.Context) (*source, *nats.Conn, error) {
+	if f.cfg.NATS.Mode == ModeFunction {
+		return f.functionSource(), nil, nil
+	}
+	nc, err := f.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	f.nc.Store(nc)
+	src, err := f.openSource(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return src, nc, nil
+}
+
+// consume runs the workers, the dead-letter queue and the source until ctx
+// ends or the source fails, then drains: the batches in flight get
+// DrainTimeout to finish, and whatever is left is given back.
+func (f *Forwarder) consume(ctx context.Context, src *source) error {
+	cfg := f.cfg
 	msgs := make(chan *Message, cfg.BatchSize*cfg.Workers)
 	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliver()
@@ -226,32 +257,28 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	close(dlStop)
 	<-dlDone
 	if runErr == nil {
-		// The JetStream source gives back what its client prefetched: let it finish
-		// before the connection goes.
+		// The JetStream source gives back what its client prefetched: let it
+		// finish before the connection goes.
 		select {
 		case runErr = <-srcDone:
 		case <-time.After(5 * time.Second):
 			f.log.Warn("the event source did not stop within 5s; what it still held comes back after AckWait")
 		}
 	}
-	given := 0
-	for {
+	f.log.Info("forwarder stopped", "given_back", giveBackQueued(msgs))
+	return runErr
+}
+
+// giveBackQueued gives back the messages still waiting for a worker.
+func giveBackQueued(msgs <-chan *Message) int {
+	for given := 0; ; given++ {
 		select {
 		case m := <-msgs:
 			m.nak()
-			given++
-			continue
 		default:
-		}
-		break
-	}
-	if nc != nil {
-		if err := nc.Drain(); err != nil {
-			f.log.Warn("NATS drain", "error", err)
+			return given
 		}
 	}
-	f.log.Info("forwarder stopped", "given_back", given)
-	return runErr
 }
 
 // work takes batches from q until ctx ends and processes them.

@@ -103,7 +103,7 @@ func artifact(ev *falco.Event, raw []byte, id string, valid bool) phantom.Artifa
 		Label:                "falco",
 		Type:                 "falco event",
 		Severity:             Severity(ev.Priority),
-		SourceDataIdentifier: "falco-event-" + id,
+		SourceDataIdentifier: ArtifactID(id),
 		StartTime:            phantom.FormatTime(ev.Time),
 		CEF:                  cef,
 		CEFTypes:             types,
@@ -111,6 +111,11 @@ func artifact(ev *falco.Event, raw []byte, id string, valid bool) phantom.Artifa
 		Tags:                 boundTags(ev.Tags),
 	}
 }
+
+// ArtifactID is the source_data_identifier of the artifact of the event
+// whose ID is eventID: the same on every resend and redelivery, which is
+// how SOAR recognises a duplicate.
+func ArtifactID(eventID string) string { return "falco-event-" + eventID }
 
 // Container is the case an incident opens: named after the rule, described
 // by the first alert's output, starting at its time.

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/poll"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
 )
@@ -125,25 +126,22 @@ func (in *Installer) applyKubeless(ctx context.Context, p *Plan, state *State) e
 }
 
 func (in *Installer) waitEstablished(ctx context.Context, name string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	err := poll.Until(ctx, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) error {
 		crd, err := in.APIExt.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			for _, c := range crd.Status.Conditions {
-				if c.Type == apiextv1.Established && c.Status == apiextv1.ConditionTrue {
-					return nil
-				}
+		if err != nil {
+			return err
+		}
+		for _, c := range crd.Status.Conditions {
+			if c.Type == apiextv1.Established && c.Status == apiextv1.ConditionTrue {
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("CRD %s not established after 30s", name)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return errors.New("not established yet")
+	})
+	if err != nil {
+		return fmt.Errorf("CRD %s: %w", name, err)
 	}
+	return nil
 }
 
 // applyManifest applies every object of a YAML file or URL with

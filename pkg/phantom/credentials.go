@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 )
 
 // Auth holds SOAR credentials: a user and password for HTTP basic auth, or
@@ -107,13 +107,13 @@ func (f *FileCredentials) Auth(context.Context) (Auth, error) {
 		if item.path == "" {
 			continue
 		}
-		b, err := os.ReadFile(item.path)
+		secret, err := input.SecretFile(item.path)
 		if err != nil {
 			// The error names the file, never its content.
 			errs = append(errs, fmt.Errorf("read credentials file: %w", err))
 			continue
 		}
-		*item.dst = strings.TrimRight(string(b), "\r\n")
+		*item.dst = secret
 	}
 	f.cached, f.lastErr, f.readAt = a, errors.Join(errs...), time.Now()
 	return f.cached, f.lastErr
