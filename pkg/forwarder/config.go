@@ -40,8 +40,11 @@ type Config struct {
 	GroupWindow time.Duration
 	// BatchSize is the most events sent to SOAR in one request.
 	BatchSize int
-	// Workers is how many batches are in flight at once.
+	// Workers is how many batches are parsed and grouped at once.
 	Workers int
+	// MaxInFlight bounds the requests to SOAR in flight at once; fewer
+	// are while SOAR pushes back.
+	MaxInFlight int
 	// Listen is the address of the health and metrics endpoints; "" turns
 	// them off.
 	Listen string
@@ -113,6 +116,7 @@ func Defaults() Config {
 		GroupWindow:     5 * time.Minute,
 		BatchSize:       256,
 		Workers:         2,
+		MaxInFlight:     32,
 		Listen:          ":8081",
 		DrainTimeout:    20 * time.Second,
 		FunctionTimeout: 25 * time.Second,
@@ -180,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 64 {
 		errs = append(errs, fmt.Errorf("workers %d: want 1 to 64", c.Workers))
+	}
+	if c.MaxInFlight < 1 || c.MaxInFlight > 1024 {
+		errs = append(errs, fmt.Errorf("max in flight %d: want 1 to 1024", c.MaxInFlight))
 	}
 	return errors.Join(errs...)
 }

@@ -67,7 +67,8 @@ type deadLetterSink interface {
 // discard new messages, or unavailable) is held, unacknowledged, and
 // retried with backoff: a dead letter that cannot be written never holds
 // back the valid alerts behind it. Held events still count against the
-// consumer's MaxAckPending and the bytes in flight.
+// consumer's MaxAckPending and the bytes in flight; their leases are kept
+// like those of every event the forwarder holds.
 type deadLetterQueue struct {
 	sink    deadLetterSink
 	metrics *Metrics
@@ -116,8 +117,6 @@ func (q *deadLetterQueue) Held() (int, error) {
 // once more to write what it holds and gives back what is left. ctx bounds
 // each write.
 func (q *deadLetterQueue) run(ctx context.Context, stop <-chan struct{}) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
 	var retry <-chan time.Time // set while the sink refuses
 	failures := 0
 	for {
@@ -130,9 +129,6 @@ func (q *deadLetterQueue) run(ctx context.Context, stop <-chan struct{}) {
 			q.write(ctx)
 			q.giveBack()
 			return
-		case <-tick.C:
-			q.each(func(d deadLetter) { d.msg.inProgress() })
-			continue
 		case <-kick:
 		case <-retry:
 		}
@@ -187,15 +183,6 @@ func (q *deadLetterQueue) write(ctx context.Context) bool {
 		q.refusal = nil
 	}
 	return len(failed) == 0
-}
-
-func (q *deadLetterQueue) each(fn func(deadLetter)) {
-	q.mu.Lock()
-	held := slices.Clone(q.pending)
-	q.mu.Unlock()
-	for _, d := range held {
-		fn(d)
-	}
 }
 
 // giveBack returns what is held for redelivery.

@@ -88,7 +88,8 @@ func TestSOARSlowAndFlaky(t *testing.T) {
 	proxy := newLossyProxy(t, soar.URL, 0.1)
 	cfg := baseConfig(n.URL(), proxy.url)
 	cfg.Phantom.Timeout = 400 * time.Millisecond
-	cfg.BatchSize = 20
+	// Small requests, so that many go through the faults.
+	cfg.BatchSize = 2
 	cfg.Workers = 3
 	fw := startForwarder(t, cfg)
 	soar.SetFaults(mockphantom.Faults{Latency: 20 * time.Millisecond, ErrorRate: 0.1, TimeoutRate: 0.05})

@@ -59,7 +59,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 		CAFile:             cfg.Phantom.CAFile,
 		Timeout:            cfg.Phantom.Timeout,
 		UserAgent:          "falco-phantom-forwarder",
-		MaxConns:           cfg.Workers * 2,
+		MaxConns:           cfg.MaxInFlight,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("SOAR client: %w", err)
@@ -140,7 +140,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	cfg := f.cfg
 	f.log.Info("starting forwarder", "mode", cfg.NATS.Mode, "nats", RedactURL(cfg.NATS.URL), "subject", cfg.NATS.Subject,
 		"phantom", f.client.BaseURL(), "label", cfg.Phantom.Label, "auth", authKind(cfg.Phantom),
-		"group_window", cfg.GroupWindow.String(), "workers", cfg.Workers, "batch_size", cfg.BatchSize)
+		"group_window", cfg.GroupWindow.String(), "workers", cfg.Workers, "batch_size", cfg.BatchSize, "max_in_flight", cfg.MaxInFlight)
 	if !cfg.Phantom.VerifySSL {
 		f.log.Warn("TLS certificate verification of SOAR is OFF (VERIFY_SSL=false): anyone on the path can read and change what is sent")
 	}
@@ -234,6 +234,9 @@ func (f *Forwarder) consume(ctx context.Context, src *source) error {
 		defer close(dlDone)
 		src.pipe.deadLetters.run(deliverCtx, dlStop)
 	}()
+	leasesStop := make(chan struct{})
+	defer close(leasesStop)
+	go src.pipe.leases.keep(leasesStop)
 	srcDone := make(chan error, 1)
 	go func() { srcDone <- src.run(ctx, msgs, &f.ready) }()
 
@@ -252,7 +255,10 @@ func (f *Forwarder) consume(ctx context.Context, src *source) error {
 		cancelDeliver()
 	}
 	workers.Wait()
-	// The workers hand over no more dead letters: write what is held, give
+	// The senders finish what they hold, or give it back when the drain
+	// timeout ends deliverCtx.
+	src.pipe.wait()
+	// Nothing hands over dead letters any more: write what is held, give
 	// back what cannot be.
 	close(dlStop)
 	<-dlDone

@@ -18,6 +18,8 @@ const (
 	MetricRequests     = "falco_phantom_phantom_requests_total"
 	MetricLatency      = "falco_phantom_delivery_latency_seconds"
 	MetricEventAge     = "falco_phantom_event_age_seconds"
+	MetricInFlight     = "falco_phantom_phantom_requests_in_flight"
+	MetricLimit        = "falco_phantom_phantom_concurrency_limit"
 )
 
 // Metrics are the forwarder's Prometheus metrics, in a registry of its own.
@@ -34,6 +36,9 @@ type Metrics struct {
 	requests        *prometheus.CounterVec
 	latency         prometheus.Histogram
 	eventAge        prometheus.Histogram
+	// inFlight and concurrencyLimit follow the requests to SOAR.
+	inFlight         prometheus.Gauge
+	concurrencyLimit prometheus.Gauge
 }
 
 // NewMetrics creates the metrics. Labels never carry event content, so an
@@ -65,6 +70,11 @@ func NewMetrics() *Metrics {
 		eventAge: prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricEventAge,
 			Help: "Time from the Falco event to SOAR holding it.", Buckets: buckets}),
 	}
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricInFlight,
+		Help: "Requests to SOAR in flight now."})
+	m.concurrencyLimit = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricLimit,
+		Help: "How many requests to SOAR may be in flight at once now: it grows while SOAR answers and halves when SOAR pushes back (429, 503, timeouts)."})
+	m.Registry.MustRegister(m.inFlight, m.concurrencyLimit)
 	m.Registry.MustRegister(m.received, m.delivered, m.retried, m.deadLettered, m.deadLettersHeld, m.phantomErrs, m.phantomUp,
 		m.cases, m.requests, m.latency, m.eventAge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

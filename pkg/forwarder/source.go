@@ -63,8 +63,9 @@ func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, err
 
 func (f *Forwarder) newPipeline(anchors anchorStore, dl deadLetterSink) *pipeline {
 	return &pipeline{
-		client: f.client, label: f.cfg.Phantom.Label, grouper: newGrouper(f.cfg.GroupWindow, anchors),
-		deadLetters: newDeadLetterQueue(dl, f.metrics, f.log), metrics: f.metrics, log: f.log, cases: newCaseIDs(f.caseCheckInterval),
+		client: f.client, label: f.cfg.Phantom.Label, batchSize: f.cfg.BatchSize, grouper: newGrouper(f.cfg.GroupWindow, anchors),
+		deadLetters: newDeadLetterQueue(dl, f.metrics, f.log), metrics: f.metrics, log: f.log,
+		flow: newFlow(f.cfg.MaxInFlight, f.metrics), leases: newLeases(leaseEvery), cases: newCaseIDs(f.caseCheckInterval),
 	}
 }
 

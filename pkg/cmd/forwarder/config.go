@@ -88,7 +88,8 @@ func BindFlags(cfg *fw.Config, fs *pflag.FlagSet, getenv func(string) string) fu
 
 	fs.DurationVar(&cfg.GroupWindow, "group-window", dur("GROUP_WINDOW", cfg.GroupWindow), "alerts of one rule in one container within this time of the first share a case; 0 = a case per alert [GROUP_WINDOW]")
 	fs.IntVar(&cfg.BatchSize, "batch-size", num("BATCH_SIZE", cfg.BatchSize), "most events per SOAR request [BATCH_SIZE]")
-	fs.IntVar(&cfg.Workers, "workers", num("WORKERS", cfg.Workers), "batches in flight at once [WORKERS]")
+	fs.IntVar(&cfg.Workers, "workers", num("WORKERS", cfg.Workers), "batches parsed and grouped at once [WORKERS]")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", num("MAX_IN_FLIGHT", cfg.MaxInFlight), "most requests to SOAR in flight at once; fewer while SOAR pushes back (429, 503, timeouts) [MAX_IN_FLIGHT]")
 	fs.StringVar(&cfg.Listen, "listen", str("LISTEN_ADDR", cfg.Listen), "address of /healthz, /readyz and /metrics; empty turns them off [LISTEN_ADDR]")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long SIGTERM waits for events in flight")
 	fs.DurationVar(&cfg.FunctionTimeout, "function-timeout", cfg.FunctionTimeout, "function mode: how long a call waits for SOAR before it is answered 503")

@@ -24,6 +24,9 @@ import (
 // Run runs the forwarder command line with args (without the program name).
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
 	cmd := NewCommand(streams.Out, streams.ErrOut, getenv)
+	if args == nil {
+		args = []string{} // cobra would read os.Args instead
+	}
 	cmd.SetArgs(args)
 	return cmd.ExecuteContext(ctx)
 }

@@ -23,6 +23,9 @@ import (
 // Run runs the plugin with args (without the program name).
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
 	cmd := NewCommand(streams, getenv)
+	if args == nil {
+		args = []string{} // cobra would read os.Args instead
+	}
 	cmd.SetArgs(args)
 	return cmd.ExecuteContext(ctx)
 }
