@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/httpstatus"
 )
 
 // Version is the SOAR version that GET /rest/version reports.
@@ -239,14 +241,14 @@ func (s *Server) routes() *http.ServeMux {
 // access log line (method, path and status only; never headers).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &httpstatus.Recorder{ResponseWriter: w}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		writeError(rec, http.StatusRequestEntityTooLarge, tooLargeMessage(s.cfg.MaxBodyBytes))
 	} else {
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes)
 		s.mux.ServeHTTP(rec, r)
 	}
-	status := rec.status
+	status := rec.Status
 	switch {
 	case status == 0 && r.Context().Err() != nil:
 		status = statusClientClosed
@@ -406,26 +408,3 @@ func pathID(r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	return id, err == nil && id > 0
 }
-
-// statusRecorder remembers the status written through it.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
