@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/httpstatus"
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 // Version is the SOAR version that GET /rest/version reports.
@@ -80,7 +81,7 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	store *store
+	store *store.Store
 	pages *template.Template
 	mux   *http.ServeMux
 
@@ -107,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.DBPath)
+	st, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.releaseHung()
-		s.closeErr = s.store.close()
+		s.closeErr = s.store.Close()
 	})
 	return s.closeErr
 }

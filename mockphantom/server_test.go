@@ -1,7 +1,9 @@
 package mockphantom
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -226,4 +228,40 @@ func TestSecretEqual(t *testing.T) {
 // both applies two kinds of credentials.
 func both(a, b auth) auth {
 	return func(r *http.Request) { a(r); b(r) }
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 1024
+	e := newTestEnv(t, Config{MaxBodyBytes: limit})
+	big := `{"name": "` + strings.Repeat("x", 2*limit) + `", "label": "events"}`
+
+	tests := []struct {
+		name string
+		body func() io.Reader
+	}{
+		{"with Content-Length", func() io.Reader { return strings.NewReader(big) }},
+		// MultiReader hides the length, so the body is sent chunked and
+		// only reading it finds the excess.
+		{"chunked", func() io.Reader { return io.MultiReader(strings.NewReader(big)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/rest/container", tt.body())
+			req.RequestURI = ""
+			req.SetBasicAuth(testUser, testPassword)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("POST: %v", err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			response{status: res.StatusCode, header: res.Header, body: body}.
+				wantFailure(t, http.StatusRequestEntityTooLarge, "too large")
+		})
+	}
+	e.createContainer(map[string]any{"name": strings.Repeat("y", limit/2)})
+	if got := e.count("/rest/container"); got != 1 {
+		t.Errorf("containers = %d, want 1 (only the small one)", got)
+	}
 }
