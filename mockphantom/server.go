@@ -192,6 +192,12 @@ func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
 }
 
+// Labels returns the container labels that exist: Config.Labels after
+// defaults and cleaning.
+func (s *Server) Labels() []string {
+	return slices.Clone(s.cfg.Labels)
+}
+
 // Close releases hung requests and closes the database. Stop serving
 // first (Running.Close) so that no request uses the database afterwards.
 func (s *Server) Close() error {
