@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 var sprintf = fmt.Sprintf
@@ -90,9 +92,9 @@ func BenchmarkStoreArtifacts(b *testing.B) {
 	}
 	n := 0
 	for b.Loop() {
-		err := s.store.write(b.Context(), func(wt *writeTx) error {
+		err := s.store.Write(b.Context(), func(wt *store.Tx) error {
 			c.SDI = sprintf("case-%d", n)
-			id, _, err := wt.insertContainer(c)
+			id, _, err := wt.InsertContainer(c)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package mockphantom
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/poll"
 )
 
 func TestFaultErrorRateStoresNothing(t *testing.T) {
@@ -230,15 +233,7 @@ func TestSetFaultsClamps(t *testing.T) {
 // last error.
 func waitFor(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := poll.Until(t.Context(), timeout, 5*time.Millisecond, func(context.Context) error { return f() }); err != nil {
+		t.Fatal(err)
 	}
 }

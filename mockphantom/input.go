@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 // inputError is a client mistake; it becomes a 400 with its message.
@@ -379,35 +380,11 @@ func optTime(field string, raw json.RawMessage) (string, error) {
 	if err != nil || s == "" {
 		return "", err
 	}
-	t, err := parseTime(s)
+	t, err := store.ParseTime(s)
 	if err != nil {
 		return "", badInput("%s %q is not a valid time; use RFC 3339 such as 2006-01-02T15:04:05.000000Z", field, s)
 	}
-	return formatTime(t), nil
-}
-
-// timeLayouts are the accepted input layouts. time.Parse accepts a
-// fraction of seconds after the seconds even when the layout has none;
-// times without a zone are UTC.
-var timeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05Z07:00",
-	"2006-01-02 15:04:05",
-}
-
-func parseTime(s string) (time.Time, error) {
-	var firstErr error
-	for _, layout := range timeLayouts {
-		t, err := time.Parse(layout, s)
-		if err == nil {
-			return t, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return time.Time{}, firstErr
+	return store.FormatTime(t), nil
 }
 
 // checkSeverity answers with the real product's message for unknown ones.

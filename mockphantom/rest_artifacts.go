@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 // artifactIn holds the fields of one artifact as raw JSON; see containerIn.
@@ -71,7 +73,7 @@ func decodeArtifactIn(b []byte) artifactIn {
 
 // artifactItem is one posted artifact: valid (err nil) or not.
 type artifactItem struct {
-	art newArtifact
+	art store.NewArtifact
 	err error
 }
 
@@ -162,9 +164,9 @@ func (s *Server) parseValidArtifactList(raw []byte, inline bool) ([]artifactItem
 }
 
 // parseArtifact validates one artifact object.
-func (s *Server) parseArtifact(raw json.RawMessage, inline bool) (newArtifact, error) {
+func (s *Server) parseArtifact(raw json.RawMessage, inline bool) (store.NewArtifact, error) {
 	if jsonKind(raw) != '{' || !json.Valid(raw) {
-		return newArtifact{}, badInput("an artifact must be a JSON object")
+		return store.NewArtifact{}, badInput("an artifact must be a JSON object")
 	}
 	in := decodeArtifactIn(raw)
 	return s.checkArtifact(&in, inline)
@@ -173,9 +175,9 @@ func (s *Server) parseArtifact(raw json.RawMessage, inline bool) (newArtifact, e
 // checkArtifact validates the fields of one artifact. Inline artifacts take
 // their container from the enclosing container, so container_id is not
 // read.
-func (s *Server) checkArtifact(in *artifactIn, inline bool) (newArtifact, error) {
+func (s *Server) checkArtifact(in *artifactIn, inline bool) (store.NewArtifact, error) {
 	var (
-		a   newArtifact
+		a   store.NewArtifact
 		err error
 	)
 	if !inline {
@@ -235,7 +237,7 @@ func (s *Server) checkArtifact(in *artifactIn, inline bool) (newArtifact, error)
 // storeArtifact stores one parsed artifact in wt. known caches container
 // lookups within a request; nil means the container is known to exist.
 // Only storage failures are returned as errors.
-func storeArtifact(wt *writeTx, it artifactItem, known map[int64]bool) (artifactOutcome, error) {
+func storeArtifact(wt *store.Tx, it artifactItem, known map[int64]bool) (artifactOutcome, error) {
 	if it.err != nil {
 		return artifactOutcome{status: http.StatusBadRequest, message: it.err.Error()}, nil
 	}
@@ -244,7 +246,7 @@ func storeArtifact(wt *writeTx, it artifactItem, known map[int64]bool) (artifact
 		exists, cached := known[cid]
 		if !cached {
 			var err error
-			if exists, err = wt.containerExists(cid); err != nil {
+			if exists, err = wt.ContainerExists(cid); err != nil {
 				return artifactOutcome{}, err
 			}
 			known[cid] = exists
@@ -253,7 +255,7 @@ func storeArtifact(wt *writeTx, it artifactItem, known map[int64]bool) (artifact
 			return artifactOutcome{status: http.StatusNotFound, message: fmt.Sprintf("container %d does not exist", cid)}, nil
 		}
 	}
-	id, existing, err := wt.insertArtifact(it.art)
+	id, existing, err := wt.InsertArtifact(it.art)
 	if err != nil {
 		return artifactOutcome{}, err
 	}
@@ -291,7 +293,7 @@ func (s *Server) createArtifacts(w http.ResponseWriter, r *http.Request) {
 	}
 
 	outcomes := make([]artifactOutcome, len(items))
-	err := s.store.write(r.Context(), func(wt *writeTx) error {
+	err := s.store.Write(r.Context(), func(wt *store.Tx) error {
 		known := make(map[int64]bool)
 		for i, it := range items {
 			var err error
@@ -334,7 +336,7 @@ func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("artifact %q does not exist", r.PathValue("id")))
 		return
 	}
-	a, found, err := s.store.getArtifact(r.Context(), id)
+	a, found, err := s.store.Artifact(r.Context(), id)
 	switch {
 	case err != nil:
 		s.internalError(w, r, "get artifact", err)
@@ -347,9 +349,9 @@ func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
 
 // listArtifacts handles GET /rest/artifact.
 func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) {
-	q, err := parseListQuery(r.URL.Query(), artifactFields)
+	q, err := store.ParseQuery(r.URL.Query(), store.Artifacts)
 	if err != nil {
-		s.writeInputError(w, r, "list artifacts", err)
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	s.writeArtifactListing(w, r, q)
@@ -363,12 +365,12 @@ func (s *Server) listContainerArtifacts(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
-	q, err := parseListQuery(r.URL.Query(), artifactFields)
+	q, err := store.ParseQuery(r.URL.Query(), store.Artifacts)
 	if err != nil {
-		s.writeInputError(w, r, "list container artifacts", err)
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	_, found, err := s.store.getContainer(r.Context(), id)
+	_, found, err := s.store.Container(r.Context(), id)
 	if err != nil {
 		s.internalError(w, r, "list container artifacts", err)
 		return
@@ -377,15 +379,15 @@ func (s *Server) listContainerArtifacts(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusNotFound, fmt.Sprintf("container %d does not exist", id))
 		return
 	}
-	q.addCond("a.container_id = ?", id)
+	q.Container = id
 	s.writeArtifactListing(w, r, q)
 }
 
-func (s *Server) writeArtifactListing(w http.ResponseWriter, r *http.Request, q listQuery) {
-	count, data, err := s.store.listArtifacts(r.Context(), q)
+func (s *Server) writeArtifactListing(w http.ResponseWriter, r *http.Request, q store.Query) {
+	count, data, err := s.store.ListArtifacts(r.Context(), q)
 	if err != nil {
 		s.internalError(w, r, "list artifacts", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, listing[artifactJSON]{Count: count, NumPages: q.numPages(count), Data: data})
+	writeJSON(w, http.StatusOK, listing[store.Artifact]{Count: count, NumPages: q.NumPages(count), Data: data})
 }

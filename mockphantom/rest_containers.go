@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 // containerIn holds the fields of POST /rest/container as raw JSON so that
@@ -90,10 +92,10 @@ type containerDuplicate struct {
 
 // parseContainer validates a container object and returns it with its
 // inline artifacts.
-func (s *Server) parseContainer(body []byte) (newContainer, []artifactItem, error) {
+func (s *Server) parseContainer(body []byte) (store.NewContainer, []artifactItem, error) {
 	var (
 		in  containerIn
-		c   newContainer
+		c   store.NewContainer
 		err error
 	)
 	// One check of the whole body; the fields then refer into it.
@@ -210,9 +212,9 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 	var id, existing int64
 	var answers []artifactAnswer
 	var created, dups int64
-	err = s.store.write(r.Context(), func(wt *writeTx) error {
+	err = s.store.Write(r.Context(), func(wt *store.Tx) error {
 		var err error
-		if id, existing, err = wt.insertContainer(c); err != nil || existing != 0 {
+		if id, existing, err = wt.InsertContainer(c); err != nil || existing != 0 {
 			return err
 		}
 		answers = make([]artifactAnswer, len(items))
@@ -252,7 +254,7 @@ func (s *Server) getContainer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
-	c, found, err := s.store.getContainer(r.Context(), id)
+	c, found, err := s.store.Container(r.Context(), id)
 	switch {
 	case err != nil:
 		s.internalError(w, r, "get container", err)
@@ -271,7 +273,7 @@ func (s *Server) deleteContainer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
-	deleted, err := s.store.deleteContainer(r.Context(), id)
+	deleted, err := s.store.DeleteContainer(r.Context(), id)
 	switch {
 	case err != nil:
 		s.internalError(w, r, "delete container", err)
@@ -291,15 +293,15 @@ type listing[T any] struct {
 
 // listContainers handles GET /rest/container.
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) {
-	q, err := parseListQuery(r.URL.Query(), containerFields)
+	q, err := store.ParseQuery(r.URL.Query(), store.Containers)
 	if err != nil {
-		s.writeInputError(w, r, "list containers", err)
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	count, data, err := s.store.listContainers(r.Context(), q)
+	count, data, err := s.store.ListContainers(r.Context(), q)
 	if err != nil {
 		s.internalError(w, r, "list containers", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, listing[containerJSON]{Count: count, NumPages: q.numPages(count), Data: data})
+	writeJSON(w, http.StatusOK, listing[store.Container]{Count: count, NumPages: q.NumPages(count), Data: data})
 }

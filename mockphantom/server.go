@@ -22,6 +22,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/httpstatus"
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 // Version is the SOAR version that GET /rest/version reports.
@@ -78,7 +81,7 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	store *store
+	store *store.Store
 	pages *template.Template
 	mux   *http.ServeMux
 
@@ -105,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, cfg.DBPath)
+	st, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, err
 	}
@@ -189,12 +192,18 @@ func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
 }
 
+// Labels returns the container labels that exist: Config.Labels after
+// defaults and cleaning.
+func (s *Server) Labels() []string {
+	return slices.Clone(s.cfg.Labels)
+}
+
 // Close releases hung requests and closes the database. Stop serving
 // first (Running.Close) so that no request uses the database afterwards.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.releaseHung()
-		s.closeErr = s.store.close()
+		s.closeErr = s.store.Close()
 	})
 	return s.closeErr
 }
@@ -239,14 +248,14 @@ func (s *Server) routes() *http.ServeMux {
 // access log line (method, path and status only; never headers).
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &httpstatus.Recorder{ResponseWriter: w}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		writeError(rec, http.StatusRequestEntityTooLarge, tooLargeMessage(s.cfg.MaxBodyBytes))
 	} else {
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes)
 		s.mux.ServeHTTP(rec, r)
 	}
-	status := rec.status
+	status := rec.Status
 	switch {
 	case status == 0 && r.Context().Err() != nil:
 		status = statusClientClosed
@@ -406,26 +415,3 @@ func pathID(r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	return id, err == nil && id > 0
 }
-
-// statusRecorder remembers the status written through it.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer.
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

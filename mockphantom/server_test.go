@@ -1,7 +1,9 @@
 package mockphantom
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -166,45 +168,6 @@ func TestMethodAndPathErrorsAreJSON(t *testing.T) {
 	}
 }
 
-func TestStats(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t, Config{})
-	cid := e.createContainer(map[string]any{"name": "c"})
-	arts := []any{
-		map[string]any{"container_id": cid, "source_data_identifier": "a"},
-		map[string]any{"container_id": cid, "source_data_identifier": "a"},
-	}
-	e.do(http.MethodPost, "/rest/artifact", arts, asAdmin).wantStatus(t, http.StatusOK)
-	e.do(http.MethodGet, "/rest/version", nil, noAuth).wantStatus(t, http.StatusUnauthorized)
-
-	got := e.srv.Stats()
-	checks := []struct {
-		name      string
-		got, want int64
-	}{
-		{"requests", got.Requests, 3},
-		{"POST /rest/container", got.ByRoute["POST /rest/container"], 1},
-		{"POST /rest/artifact", got.ByRoute["POST /rest/artifact"], 1},
-		{"status 200", got.ByStatus[200], 2},
-		{"status 401", got.ByStatus[401], 1},
-		{"containers created", got.ContainersCreated, 1},
-		{"artifacts created", got.ArtifactsCreated, 1},
-		{"duplicates", got.Duplicates, 1},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("stats %s = %d, want %d (stats %+v)", c.name, c.got, c.want, got)
-		}
-	}
-
-	r := e.do(http.MethodGet, "/mock/stats", nil, asAdmin)
-	r.wantStatus(t, http.StatusOK)
-	m := r.decode(t)
-	if num(m["artifacts_created"]) != 1 || m["by_status"].(map[string]any)["200"] == nil {
-		t.Errorf("/mock/stats = %s, want artifacts_created 1 and by_status[\"200\"]", r.body)
-	}
-}
-
 func TestSecretEqual(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -226,4 +189,40 @@ func TestSecretEqual(t *testing.T) {
 // both applies two kinds of credentials.
 func both(a, b auth) auth {
 	return func(r *http.Request) { a(r); b(r) }
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 1024
+	e := newTestEnv(t, Config{MaxBodyBytes: limit})
+	big := `{"name": "` + strings.Repeat("x", 2*limit) + `", "label": "events"}`
+
+	tests := []struct {
+		name string
+		body func() io.Reader
+	}{
+		{"with Content-Length", func() io.Reader { return strings.NewReader(big) }},
+		// MultiReader hides the length, so the body is sent chunked and
+		// only reading it finds the excess.
+		{"chunked", func() io.Reader { return io.MultiReader(strings.NewReader(big)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, e.url+"/rest/container", tt.body())
+			req.RequestURI = ""
+			req.SetBasicAuth(testUser, testPassword)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("POST: %v", err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			response{status: res.StatusCode, header: res.Header, body: body}.
+				wantFailure(t, http.StatusRequestEntityTooLarge, "too large")
+		})
+	}
+	e.createContainer(map[string]any{"name": strings.Repeat("y", limit/2)})
+	if got := e.count("/rest/container"); got != 1 {
+		t.Errorf("containers = %d, want 1 (only the small one)", got)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
 //go:embed templates/*.html
@@ -95,17 +97,15 @@ type (
 // indexPage handles GET /: the newest cases with their artifacts.
 func (s *Server) indexPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	q := listQuery{idExpr: "c.id", sortExpr: "c.id", desc: true, pageSize: pageCases}
-	total, cases, err := s.store.listContainers(ctx, q)
+	total, cases, err := s.store.ListContainers(ctx, store.Query{Desc: true, PageSize: pageCases})
 	if err != nil {
 		s.internalError(w, r, "index page", err)
 		return
 	}
 	page := pageIndex{Total: total, Version: Version, Refresh: pageRefreshSeconds}
 	for _, c := range cases {
-		aq := listQuery{idExpr: "a.id", sortExpr: "a.start_time", pageSize: pageTimeline}
-		aq.addCond("a.container_id = ?", c.ID)
-		_, arts, err := s.store.listArtifacts(ctx, aq)
+		aq := store.Query{Sort: "start_time", PageSize: pageTimeline, Container: c.ID}
+		_, arts, err := s.store.ListArtifacts(ctx, aq)
 		if err != nil {
 			s.internalError(w, r, "index page", err)
 			return
@@ -128,7 +128,7 @@ func (s *Server) containerPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such case", http.StatusNotFound)
 		return
 	}
-	c, found, err := s.store.getContainer(r.Context(), id)
+	c, found, err := s.store.Container(r.Context(), id)
 	if err != nil {
 		s.internalError(w, r, "case page", err)
 		return
@@ -137,9 +137,8 @@ func (s *Server) containerPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("case %d does not exist", id), http.StatusNotFound)
 		return
 	}
-	aq := listQuery{idExpr: "a.id", sortExpr: "a.start_time", pageSize: pageDetailLimit}
-	aq.addCond("a.container_id = ?", id)
-	_, arts, err := s.store.listArtifacts(r.Context(), aq)
+	aq := store.Query{Sort: "start_time", PageSize: pageDetailLimit, Container: id}
+	_, arts, err := s.store.ListArtifacts(r.Context(), aq)
 	if err != nil {
 		s.internalError(w, r, "case page", err)
 		return
@@ -169,7 +168,7 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, name string,
 	_, _ = w.Write(buf.Bytes())
 }
 
-func makePageCase(c containerJSON, limit int, detail bool) pageCase {
+func makePageCase(c store.Container, limit int, detail bool) pageCase {
 	pc := pageCase{
 		ID:            c.ID,
 		Name:          clip(c.Name, limit, false),
@@ -193,7 +192,7 @@ func makePageCase(c containerJSON, limit int, detail bool) pageCase {
 	return pc
 }
 
-func makePageArtifact(a artifactJSON, limit int, detail bool) pageArtifact {
+func makePageArtifact(a store.Artifact, limit int, detail bool) pageArtifact {
 	pa := pageArtifact{
 		ID:       a.ID,
 		Time:     displayTime(a.StartTime),
@@ -243,7 +242,7 @@ func displayTime(s *string) string {
 	if s == nil || *s == "" {
 		return "-"
 	}
-	t, err := time.Parse(timeLayout, *s)
+	t, err := time.Parse(store.TimeLayout, *s)
 	if err != nil {
 		return clip(*s, 40, false)
 	}

@@ -1,4 +1,4 @@
-package mockphantom
+package store
 
 import (
 	"encoding/json"
@@ -9,13 +9,43 @@ import (
 	"strings"
 )
 
+// Table names what a listing lists.
+type Table int
+
+const (
+	// Containers are the cases.
+	Containers Table = iota + 1
+	// Artifacts are the events of the cases.
+	Artifacts
+)
+
+func (t Table) String() string {
+	switch t {
+	case Containers:
+		return "containers"
+	case Artifacts:
+		return "artifacts"
+	}
+	return "Table(" + strconv.Itoa(int(t)) + ")"
+}
+
+// from is the table with the alias that the column expressions use.
+func (t Table) from() string {
+	return map[Table]string{Containers: "containers c", Artifacts: "artifacts a"}[t]
+}
+
+// fields are the fields of t that listings may filter and sort on.
+func (t Table) fields() map[string]column {
+	return map[Table]map[string]column{Containers: containerFields, Artifacts: artifactFields}[t]
+}
+
 // colKind tells how filter values for a column are interpreted.
 type colKind int
 
 const (
 	kindInt  colKind = iota // integer ids
 	kindText                // free text
-	kindTime                // times stored as timeLayout text
+	kindTime                // times stored as TimeLayout text
 )
 
 // column is a field that listings may filter and sort on. expr is a
@@ -58,84 +88,113 @@ var artifactFields = map[string]column{
 // maxInValues bounds the list of an __in filter.
 const maxInValues = 1000
 
-// listQuery is a parsed listing request: WHERE conditions with their
-// parameters, order and page.
-type listQuery struct {
-	conds    []string
-	args     []any
-	sortExpr string
-	idExpr   string
-	desc     bool
-	page     int
-	pageSize int // 0 = all
+// Query selects one page of a listing: filters, order and page. Its zero
+// value lists every row in id order. Filters come from ParseQuery.
+type Query struct {
+	// Sort is the field to order by; "" orders by id. Rows with equal
+	// values stay in id order.
+	Sort string
+	// Desc orders from the largest value down.
+	Desc bool
+	// Page counts from 0; PageSize is the number of rows per page, 0 for
+	// all of them.
+	Page, PageSize int
+	// Container restricts an artifact listing to the artifacts of one
+	// container; 0 lists those of every container.
+	Container int64
+
+	table Table    // the filters' table; 0 when there are none
+	conds []string // SQL text built by this package only
+	args  []any    // the values of conds, from the request
 }
 
-func (q listQuery) where() string {
-	if len(q.conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(q.conds, " AND ")
-}
-
-func (q listQuery) orderBy() string {
-	dir := " ASC"
-	if q.desc {
-		dir = " DESC"
-	}
-	if q.sortExpr == q.idExpr {
-		return " ORDER BY " + q.idExpr + dir
-	}
-	return " ORDER BY " + q.sortExpr + dir + ", " + q.idExpr + dir
-}
-
-func (q listQuery) offset() int { return q.page * q.pageSize }
-
-// numPages is the page count for total rows.
-func (q listQuery) numPages(total int64) int64 {
+// NumPages is the page count for total rows.
+func (q Query) NumPages(total int64) int64 {
 	if total == 0 {
 		return 0
 	}
-	if q.pageSize == 0 {
+	if q.PageSize == 0 {
 		return 1
 	}
-	return (total + int64(q.pageSize) - 1) / int64(q.pageSize)
+	return (total + int64(q.PageSize) - 1) / int64(q.PageSize)
+}
+
+// sql returns the WHERE and ORDER BY clauses of q for a listing of t, and
+// the parameters of the WHERE clause.
+func (q Query) sql(t Table) (where, orderBy string, args []any, err error) {
+	if q.table != 0 && q.table != t {
+		return "", "", nil, fmt.Errorf("a query with filters of %s cannot list %s", q.table, t)
+	}
+	conds, args := q.conds, q.args
+	if q.Container != 0 {
+		if t != Artifacts {
+			return "", "", nil, fmt.Errorf("only artifact listings can be restricted to a container, not %s", t)
+		}
+		conds = append(conds[:len(conds):len(conds)], "a.container_id = ?")
+		args = append(args[:len(args):len(args)], q.Container)
+	}
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+
+	id := t.fields()["id"].expr
+	sort := id
+	if q.Sort != "" {
+		col, ok := t.fields()[q.Sort]
+		if !ok {
+			return "", "", nil, fmt.Errorf("%s cannot be sorted on unknown field %q", t, q.Sort)
+		}
+		sort = col.expr
+	}
+	dir := " ASC"
+	if q.Desc {
+		dir = " DESC"
+	}
+	if sort == id {
+		return where, " ORDER BY " + id + dir, args, nil
+	}
+	return where, " ORDER BY " + sort + dir + ", " + id + dir, args, nil
 }
 
 // addCond adds a condition and its parameters. cond is SQL text built by
 // this package only; values from requests go into args.
-func (q *listQuery) addCond(cond string, args ...any) {
+func (q *Query) addCond(cond string, args ...any) {
 	q.conds = append(q.conds, cond)
 	q.args = append(q.args, args...)
 }
 
-// parseListQuery reads page, page_size, sort, order and _filter_* from v.
-// Other parameters are ignored, as the real API ignores the ones it does
-// not know.
-func parseListQuery(v url.Values, fields map[string]column) (listQuery, error) {
-	q := listQuery{idExpr: fields["id"].expr, sortExpr: fields["id"].expr, pageSize: 10}
+// ParseQuery reads the listing parameters of the REST API from v: page,
+// page_size (default 10), sort, order and _filter_<field>[__<op>]. Other
+// parameters are ignored, as the real API ignores the ones it does not
+// know. Its errors are the client's mistakes, worded for the client.
+func ParseQuery(v url.Values, t Table) (Query, error) {
+	fields := t.fields()
+	if fields == nil {
+		return Query{}, fmt.Errorf("cannot list %s", t)
+	}
+	q := Query{table: t}
 	var err error
-	if q.page, err = intParam(v, "page", 0); err != nil {
+	if q.Page, err = intParam(v, "page", 0); err != nil {
 		return q, err
 	}
-	if q.pageSize, err = intParam(v, "page_size", 10); err != nil {
+	if q.PageSize, err = intParam(v, "page_size", 10); err != nil {
 		return q, err
 	}
-	if q.page > 0 && q.pageSize > 0 && q.page > (1<<31)/q.pageSize {
-		return q, badInput("page %d is out of range", q.page)
+	if q.Page > 0 && q.PageSize > 0 && q.Page > (1<<31)/q.PageSize {
+		return q, fmt.Errorf("page %d is out of range", q.Page)
 	}
 	if s := v.Get("sort"); s != "" {
-		col, ok := fields[s]
-		if !ok {
-			return q, badInput("unknown sort field %q; known fields: %s", s, fieldNames(fields))
+		if _, ok := fields[s]; !ok {
+			return q, fmt.Errorf("unknown sort field %q; known fields: %s", s, fieldNames(fields))
 		}
-		q.sortExpr = col.expr
+		q.Sort = s
 	}
 	switch o := strings.ToLower(v.Get("order")); o {
 	case "", "asc":
 	case "desc":
-		q.desc = true
+		q.Desc = true
 	default:
-		return q, badInput("order must be asc or desc, not %q", v.Get("order"))
+		return q, fmt.Errorf("order must be asc or desc, not %q", v.Get("order"))
 	}
 
 	keys := make([]string, 0, len(v))
@@ -162,7 +221,7 @@ func intParam(v url.Values, name string, def int) (int, error) {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return 0, badInput("%s must be a non-negative integer, not %q", name, s)
+		return 0, fmt.Errorf("%s must be a non-negative integer, not %q", name, s)
 	}
 	return n, nil
 }
@@ -177,25 +236,25 @@ func fieldNames(fields map[string]column) string {
 }
 
 // addFilter turns one _filter_<field>[__<op>]=<literal> into a condition.
-func (q *listQuery) addFilter(key, raw string, fields map[string]column) error {
+func (q *Query) addFilter(key, raw string, fields map[string]column) error {
 	spec := strings.TrimPrefix(key, "_filter_")
 	name, op, _ := strings.Cut(spec, "__")
 	col, ok := fields[name]
 	if !ok {
-		return badInput("unknown filter field %q in %s; known fields: %s", name, key, fieldNames(fields))
+		return fmt.Errorf("unknown filter field %q in %s; known fields: %s", name, key, fieldNames(fields))
 	}
 	val, err := parseLiteral(raw)
 	if err != nil {
-		return badInput("invalid value for %s: %v", key, err)
+		return fmt.Errorf("invalid value for %s: %v", key, err)
 	}
 	if list, isList := val.([]any); isList != (op == "in") {
 		if op == "in" {
-			return badInput("%s needs a JSON list such as [\"a\", \"b\"]", key)
+			return fmt.Errorf("%s needs a JSON list such as [\"a\", \"b\"]", key)
 		}
-		return badInput("%s takes a single value, not a list", key)
+		return fmt.Errorf("%s takes a single value, not a list", key)
 	} else if isList {
 		if len(list) > maxInValues {
-			return badInput("%s has %d values; at most %d are allowed", key, len(list), maxInValues)
+			return fmt.Errorf("%s has %d values; at most %d are allowed", key, len(list), maxInValues)
 		}
 		if len(list) == 0 {
 			q.addCond("0")
@@ -205,7 +264,7 @@ func (q *listQuery) addFilter(key, raw string, fields map[string]column) error {
 		for i, item := range list {
 			switch item.(type) {
 			case []any, map[string]any:
-				return badInput("%s: list items must be strings, numbers or booleans", key)
+				return fmt.Errorf("%s: list items must be strings, numbers or booleans", key)
 			}
 			args[i] = sqlValue(col, item)
 		}
@@ -223,14 +282,14 @@ func (q *listQuery) addFilter(key, raw string, fields map[string]column) error {
 		}
 	case "gt", "gte", "lt", "lte":
 		if val == nil {
-			return badInput("%s cannot compare with null", key)
+			return fmt.Errorf("%s cannot compare with null", key)
 		}
 		sym := map[string]string{"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
 		q.addCond(col.expr+" "+sym+" ?", arg)
 	case "contains", "icontains", "startswith":
 		s, isString := val.(string)
 		if !isString {
-			return badInput("%s needs a quoted string", key)
+			return fmt.Errorf("%s needs a quoted string", key)
 		}
 		switch op {
 		case "contains":
@@ -242,7 +301,7 @@ func (q *listQuery) addFilter(key, raw string, fields map[string]column) error {
 			q.addCond("substr("+col.expr+", 1, length(?)) = ?", s, s)
 		}
 	default:
-		return badInput("unknown filter operator %q in %s; known: in, gt, gte, lt, lte, contains, icontains, startswith", op, key)
+		return fmt.Errorf("unknown filter operator %q in %s; known: in, gt, gte, lt, lte, contains, icontains, startswith", op, key)
 	}
 	return nil
 }
@@ -265,8 +324,8 @@ func sqlValue(col column, v any) any {
 		return f
 	case string:
 		if col.kind == kindTime {
-			if t, err := parseTime(x); err == nil {
-				return formatTime(t)
+			if t, err := ParseTime(x); err == nil {
+				return FormatTime(t)
 			}
 		}
 		return x

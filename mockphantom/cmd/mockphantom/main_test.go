@@ -1,16 +1,21 @@
-package mockphantom
+package main
 
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
@@ -33,6 +38,52 @@ func (s *syncBuffer) String() string {
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// streams returns IOStreams writing to stdout and stderr.
+func streams(stdout, stderr io.Writer) genericiooptions.IOStreams {
+	return genericiooptions.IOStreams{In: strings.NewReader(""), Out: stdout, ErrOut: stderr}
+}
+
+// call sends a request and returns the answer's status and body; auth sets
+// the credentials, if any.
+func call(t *testing.T, c *http.Client, method, url, body string, auth func(*http.Request)) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	if auth != nil {
+		auth(req)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return res.StatusCode, string(b)
+}
+
+// wantStatus calls and fails unless the answer has status want.
+func wantStatus(t *testing.T, c *http.Client, method, url, body string, auth func(*http.Request), want int) string {
+	t.Helper()
+	got, answer := call(t, c, method, url, body, auth)
+	if got != want {
+		t.Fatalf("%s %s: status %d, want %d; body %s", method, url, got, want, answer)
+	}
+	return answer
+}
+
+func basic(user, pass string) func(*http.Request) {
+	return func(r *http.Request) { r.SetBasicAuth(user, pass) }
+}
+
+func tokenHeader(tok string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("ph-auth-token", tok) }
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -61,8 +112,10 @@ func TestRunFlagErrors(t *testing.T) {
 		{"password twice", []string{"--db", db, "--password", "p", "--password-file", pwFile}, nil, "only one of --password and --password-file"},
 		{"token twice", []string{"--db", db, "--token", "p", "--token-file", pwFile}, nil, "only one of --token and --token-file"},
 		{"missing password file", []string{"--db", db, "--password-file", filepath.Join(t.TempDir(), "nope")}, nil, "failed to read --password-file"},
-		{"empty token file", []string{"--db", db, "--token-file", emptyFile}, nil, "is empty"},
-		{"unknown flag", []string{"--db", db, "--bogus"}, nil, "flag provided but not defined"},
+		{"empty token file", []string{"--db", db, "--token-file", emptyFile}, nil, "failed to read --token-file: " + emptyFile + " is empty"},
+		{"empty password file", []string{"--db", db, "--password-file", emptyFile}, nil, "failed to read --password-file: " + emptyFile + " is empty"},
+		{"unknown flag", []string{"--db", db, "--bogus"}, nil, "unknown flag: --bogus (see --help)"},
+		{"single-dash long flag", []string{"-db", db}, map[string]string{envToken: "t"}, "unknown shorthand flag"},
 		{"arguments", []string{"--db", db, "extra"}, map[string]string{envToken: "t"}, "unexpected arguments"},
 		{"bad log format", []string{"--db", db, "--log-format", "xml"}, map[string]string{envToken: "t"}, "--log-format"},
 		{"bad log level", []string{"--db", db, "--log-level", "loud"}, map[string]string{envToken: "t"}, "--log-level"},
@@ -76,9 +129,9 @@ func TestRunFlagErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr syncBuffer
-			err := run(t.Context(), tt.args, cliEnv{getenv: envOf(tt.env)}, &stdout, &stderr)
+			err := Run(t.Context(), tt.args, streams(&stdout, &stderr), envOf(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+				t.Errorf("Run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
 			}
 		})
 	}
@@ -87,10 +140,10 @@ func TestRunFlagErrors(t *testing.T) {
 func TestRunHelp(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr syncBuffer
-	if err := run(t.Context(), []string{"--help"}, cliEnv{getenv: envOf(nil)}, &stdout, &stderr); err != nil {
-		t.Fatalf("run --help = %v, want nil", err)
+	if err := Run(t.Context(), []string{"--help"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
+		t.Fatalf("Run --help = %v, want nil", err)
 	}
-	for _, want := range []string{"Usage: mockphantom", "-db file", "-insecure-no-auth", envPassword} {
+	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, stdout.String())
 		}
@@ -98,14 +151,14 @@ func TestRunHelp(t *testing.T) {
 }
 
 // startRun runs the command in the background and returns once it serves.
-func startRun(t *testing.T, args []string, env map[string]string) (*Running, *syncBuffer, func() error) {
+func startRun(t *testing.T, args []string, env map[string]string) (*mockphantom.Running, *syncBuffer, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr syncBuffer
-	ready := make(chan *Running, 1)
+	ready := make(chan *mockphantom.Running, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, args, cliEnv{getenv: envOf(env), ready: func(r *Running) { ready <- r }}, &stdout, &stderr)
+		done <- run(ctx, args, streams(&stdout, &stderr), envOf(env), func(r *mockphantom.Running) { ready <- r })
 	}()
 	select {
 	case r := <-ready:
@@ -117,7 +170,7 @@ func startRun(t *testing.T, args []string, env map[string]string) (*Running, *sy
 		return r, &stderr, stop
 	case err := <-done:
 		cancel()
-		t.Fatalf("run(%q) ended before serving: %v; stderr:\n%s", args, err, stderr.String())
+		t.Fatalf("Run(%q) ended before serving: %v; stderr:\n%s", args, err, stderr.String())
 		return nil, nil, nil
 	}
 }
@@ -146,14 +199,14 @@ func TestRunServesTLSAndShutsDown(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer client.CloseIdleConnections()
 
-	doRequest(t, client, http.MethodGet, running.URL+"/rest/version", nil, basic("admin", password)).wantStatus(t, http.StatusOK)
-	doRequest(t, client, http.MethodGet, running.URL+"/rest/version", nil, tokenHeader(token)).wantStatus(t, http.StatusOK)
-	c := map[string]any{"name": "c", "label": "falco", "source_data_identifier": "x"}
-	doRequest(t, client, http.MethodPost, running.URL+"/rest/container", c, tokenHeader(token)).wantStatus(t, http.StatusOK)
-	doRequest(t, client, http.MethodPost, running.URL+"/rest/container", c, tokenHeader(token)).wantStatus(t, http.StatusConflict)
+	wantStatus(t, client, http.MethodGet, running.URL+"/rest/version", "", basic("admin", password), http.StatusOK)
+	wantStatus(t, client, http.MethodGet, running.URL+"/rest/version", "", tokenHeader(token), http.StatusOK)
+	c := `{"name": "c", "label": "falco", "source_data_identifier": "x"}`
+	wantStatus(t, client, http.MethodPost, running.URL+"/rest/container", c, tokenHeader(token), http.StatusOK)
+	wantStatus(t, client, http.MethodPost, running.URL+"/rest/container", c, tokenHeader(token), http.StatusConflict)
 
 	if err := stop(); err != nil {
-		t.Errorf("run after cancel = %v, want nil", err)
+		t.Errorf("Run after cancel = %v, want nil", err)
 	}
 	logs := stderr.String()
 	for _, want := range []string{"warning: --password is visible", `"msg":"mockphantom listening"`, running.URL} {
@@ -172,9 +225,9 @@ func TestRunEnvironmentCredentials(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{envUser: "bob", envPassword: "env-pw", envToken: "env-tok"}
 	running, stderr, _ := startRun(t, []string{"--db", filepath.Join(t.TempDir(), "db"), "--listen", "127.0.0.1:0"}, env)
-	doRequest(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", nil, basic("bob", "env-pw")).wantStatus(t, http.StatusOK)
-	doRequest(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", nil, basic("admin", "env-pw")).wantStatus(t, http.StatusUnauthorized)
-	doRequest(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", nil, tokenHeader("env-tok")).wantStatus(t, http.StatusOK)
+	wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", basic("bob", "env-pw"), http.StatusOK)
+	wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", basic("admin", "env-pw"), http.StatusUnauthorized)
+	wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", tokenHeader("env-tok"), http.StatusOK)
 	if strings.Contains(stderr.String(), "warning") {
 		t.Errorf("secrets from the environment caused a warning:\n%s", stderr.String())
 	}
@@ -185,8 +238,9 @@ func TestRunNoAuthAndFaultFlags(t *testing.T) {
 	args := []string{"--db", filepath.Join(t.TempDir(), "db"), "--listen", "127.0.0.1:0",
 		"--insecure-no-auth", "--fault-down-for", "1h", "--fault-seed", "7"}
 	running, _, _ := startRun(t, args, nil)
-	doRequest(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", nil, noAuth).
-		wantFailure(t, http.StatusServiceUnavailable, "server down")
-	doRequest(t, http.DefaultClient, http.MethodPut, running.URL+"/mock/faults", `{}`, noAuth).wantStatus(t, http.StatusOK)
-	doRequest(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", nil, noAuth).wantStatus(t, http.StatusOK)
+	if body := wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", nil, http.StatusServiceUnavailable); !strings.Contains(body, "server down") {
+		t.Errorf("answer while down = %s, want the injected fault named", body)
+	}
+	wantStatus(t, http.DefaultClient, http.MethodPut, running.URL+"/mock/faults", `{}`, nil, http.StatusOK)
+	wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", nil, http.StatusOK)
 }
