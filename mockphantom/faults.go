@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type Faults struct {
 	// TimeoutRate is the share (0..1) of /rest requests that hang until
 	// the client gives up (or the server shuts down).
 	TimeoutRate float64
+	// ThrottleRate is the share (0..1) of /rest requests answered 429 Too
+	// Many Requests, as an overloaded SOAR or a rate-limiting proxy does.
+	ThrottleRate float64
 	// DownUntil: until then every /rest request is answered 503.
 	DownUntil time.Time
 }
@@ -31,6 +35,7 @@ func (s *Server) SetFaults(f Faults) {
 	f.Latency = max(f.Latency, 0)
 	f.ErrorRate = min(max(f.ErrorRate, 0), 1)
 	f.TimeoutRate = min(max(f.TimeoutRate, 0), 1)
+	f.ThrottleRate = min(max(f.ThrottleRate, 0), 1)
 	s.faultMu.Lock()
 	s.faults = f
 	s.faultMu.Unlock()
@@ -51,6 +56,7 @@ const (
 	faultDown
 	faultError
 	faultHang
+	faultThrottle
 )
 
 // decide draws the fault for one request from the seeded source.
@@ -65,6 +71,8 @@ func (s *Server) decide(now time.Time) (time.Duration, faultAction) {
 		return f.Latency, faultError
 	case f.TimeoutRate > 0 && s.rng.Float64() < f.TimeoutRate:
 		return f.Latency, faultHang
+	case f.ThrottleRate > 0 && s.rng.Float64() < f.ThrottleRate:
+		return f.Latency, faultThrottle
 	}
 	return f.Latency, faultNone
 }
@@ -72,6 +80,12 @@ func (s *Server) decide(now time.Time) (time.Duration, faultAction) {
 // withFaults applies the injected faults before h runs.
 func (s *Server) withFaults(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// In flight as SOAR sees it: from arrival, latency included, until
+		// it answers (the client cannot hear the answer before that).
+		s.stats.enter()
+		answered := &onAnswer{ResponseWriter: w, fn: s.stats.leave}
+		defer answered.done()
+		w = answered
 		latency, action := s.decide(time.Now())
 		if latency > 0 && !sleepCtx(r.Context(), latency) {
 			return // the client left; nobody reads an answer
@@ -83,6 +97,9 @@ func (s *Server) withFaults(h http.Handler) http.Handler {
 		case faultError:
 			s.stats.fault()
 			writeError(w, http.StatusServiceUnavailable, "service unavailable (injected fault: error rate)")
+		case faultThrottle:
+			s.stats.fault()
+			writeError(w, http.StatusTooManyRequests, "too many requests (injected fault: throttle rate)")
 		case faultHang:
 			s.stats.fault()
 			// The server notices a client that hangs up only once the
@@ -128,16 +145,18 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // faultsJSON is the wire form of Faults for /mock/faults. Durations are Go
 // duration strings; down_for (PUT only) sets down_until to now + down_for.
 type faultsJSON struct {
-	Latency     string     `json:"latency"`
-	ErrorRate   float64    `json:"error_rate"`
-	TimeoutRate float64    `json:"timeout_rate"`
-	DownUntil   *time.Time `json:"down_until,omitempty"`
-	DownFor     string     `json:"down_for,omitempty"`
+	Latency     string  `json:"latency"`
+	ErrorRate   float64 `json:"error_rate"`
+	TimeoutRate float64 `json:"timeout_rate"`
+	// ThrottleRate is answered 429.
+	ThrottleRate float64    `json:"throttle_rate"`
+	DownUntil    *time.Time `json:"down_until,omitempty"`
+	DownFor      string     `json:"down_for,omitempty"`
 }
 
 func (s *Server) getFaults(w http.ResponseWriter, _ *http.Request) {
 	f := s.currentFaults()
-	out := faultsJSON{Latency: f.Latency.String(), ErrorRate: f.ErrorRate, TimeoutRate: f.TimeoutRate}
+	out := faultsJSON{Latency: f.Latency.String(), ErrorRate: f.ErrorRate, TimeoutRate: f.TimeoutRate, ThrottleRate: f.ThrottleRate}
 	if !f.DownUntil.IsZero() {
 		out.DownUntil = &f.DownUntil
 	}
@@ -158,7 +177,7 @@ func (s *Server) putFaults(w http.ResponseWriter, r *http.Request) {
 	}
 	s.SetFaults(f)
 	s.log.InfoContext(r.Context(), "faults changed", slog.Duration("latency", f.Latency),
-		slog.Float64("error_rate", f.ErrorRate), slog.Float64("timeout_rate", f.TimeoutRate),
+		slog.Float64("error_rate", f.ErrorRate), slog.Float64("timeout_rate", f.TimeoutRate), slog.Float64("throttle_rate", f.ThrottleRate),
 		slog.Time("down_until", f.DownUntil))
 	s.getFaults(w, r)
 }
@@ -181,12 +200,12 @@ func parseFaults(body []byte, now time.Time) (Faults, error) {
 	for _, rate := range []struct {
 		name string
 		v    float64
-	}{{"error_rate", in.ErrorRate}, {"timeout_rate", in.TimeoutRate}} {
+	}{{"error_rate", in.ErrorRate}, {"timeout_rate", in.TimeoutRate}, {"throttle_rate", in.ThrottleRate}} {
 		if rate.v < 0 || rate.v > 1 {
 			return f, badInput("%s %v is not between 0 and 1", rate.name, rate.v)
 		}
 	}
-	f.ErrorRate, f.TimeoutRate = in.ErrorRate, in.TimeoutRate
+	f.ErrorRate, f.TimeoutRate, f.ThrottleRate = in.ErrorRate, in.TimeoutRate, in.ThrottleRate
 	if in.DownUntil != nil {
 		f.DownUntil = *in.DownUntil
 	}
@@ -199,3 +218,26 @@ func parseFaults(body []byte, now time.Time) (Faults, error) {
 	}
 	return f, nil
 }
+
+// onAnswer calls fn once, when the handler starts its answer (or returns
+// without one).
+type onAnswer struct {
+	http.ResponseWriter
+	fn   func()
+	once sync.Once
+}
+
+func (a *onAnswer) done() { a.once.Do(a.fn) }
+
+func (a *onAnswer) WriteHeader(code int) {
+	a.done()
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *onAnswer) Write(b []byte) (int, error) {
+	a.done()
+	return a.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the wrapped writer.
+func (a *onAnswer) Unwrap() http.ResponseWriter { return a.ResponseWriter }

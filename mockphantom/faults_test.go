@@ -49,6 +49,52 @@ func TestFaultErrorRateStoresNothing(t *testing.T) {
 	}
 }
 
+func TestFaultThrottleRate(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	e.srv.SetFaults(Faults{ThrottleRate: 1})
+	e.do(http.MethodPost, "/rest/container", map[string]any{"name": "c", "label": "events"}, asAdmin).
+		wantFailure(t, http.StatusTooManyRequests, "injected fault: throttle rate")
+	e.srv.SetFaults(Faults{})
+	if got := e.count("/rest/container"); got != 0 {
+		t.Errorf("containers = %d, want 0", got)
+	}
+}
+
+// The in-flight counters see requests as SOAR does: from arrival, with the
+// injected latency.
+func TestStatsCountRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, Config{})
+	e.srv.SetFaults(Faults{Latency: 200 * time.Millisecond})
+	done := make(chan struct{})
+	for range 5 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			req, _ := http.NewRequest(http.MethodGet, e.url+"/rest/version", nil)
+			asAdmin(req)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	err := poll.Until(t.Context(), 5*time.Second, 5*time.Millisecond, func(context.Context) error {
+		if got := e.srv.Stats().InFlight; got != 5 {
+			return errors.New("not all five in flight yet")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		<-done
+	}
+	if st := e.srv.Stats(); st.InFlight != 0 || st.PeakInFlight != 5 {
+		t.Errorf("InFlight %d, PeakInFlight %d; want 0 and 5", st.InFlight, st.PeakInFlight)
+	}
+}
+
 func TestFaultDownUntil(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, Config{})
@@ -151,13 +197,13 @@ func TestFaultsOverHTTP(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, Config{})
 
-	put := e.do(http.MethodPut, "/mock/faults", `{"latency": "10ms", "error_rate": 0.25, "timeout_rate": 0.5}`, asAdmin)
+	put := e.do(http.MethodPut, "/mock/faults", `{"latency": "10ms", "error_rate": 0.25, "timeout_rate": 0.5, "throttle_rate": 0.125}`, asAdmin)
 	put.wantStatus(t, http.StatusOK)
 	got := e.do(http.MethodGet, "/mock/faults", nil, asAdmin).decode(t)
-	if got["latency"] != "10ms" || got["error_rate"] != 0.25 || got["timeout_rate"] != 0.5 {
-		t.Errorf("GET /mock/faults = %v, want latency 10ms, error_rate 0.25, timeout_rate 0.5", got)
+	if got["latency"] != "10ms" || got["error_rate"] != 0.25 || got["timeout_rate"] != 0.5 || got["throttle_rate"] != 0.125 {
+		t.Errorf("GET /mock/faults = %v, want latency 10ms, error_rate 0.25, timeout_rate 0.5, throttle_rate 0.125", got)
 	}
-	want := Faults{Latency: 10 * time.Millisecond, ErrorRate: 0.25, TimeoutRate: 0.5}
+	want := Faults{Latency: 10 * time.Millisecond, ErrorRate: 0.25, TimeoutRate: 0.5, ThrottleRate: 0.125}
 	if f := e.srv.currentFaults(); f != want {
 		t.Errorf("faults = %+v, want %+v", f, want)
 	}

@@ -25,6 +25,11 @@ type Stats struct {
 	Duplicates        int64 `json:"duplicates"`
 	// FaultsInjected counts requests answered by an injected fault.
 	FaultsInjected int64 `json:"faults_injected"`
+	// InFlight is how many /rest requests are being worked on now (from
+	// arrival, injected latency included, until the answer starts);
+	// PeakInFlight the most at once.
+	InFlight     int64 `json:"in_flight"`
+	PeakInFlight int64 `json:"peak_in_flight"`
 }
 
 // Stats returns a copy of the counters.
@@ -64,6 +69,19 @@ func (c *statsCounter) stored(containers, artifacts, dups int64) {
 func (c *statsCounter) fault() {
 	c.mu.Lock()
 	c.s.FaultsInjected++
+	c.mu.Unlock()
+}
+
+func (c *statsCounter) enter() {
+	c.mu.Lock()
+	c.s.InFlight++
+	c.s.PeakInFlight = max(c.s.PeakInFlight, c.s.InFlight)
+	c.mu.Unlock()
+}
+
+func (c *statsCounter) leave() {
+	c.mu.Lock()
+	c.s.InFlight--
 	c.mu.Unlock()
 }
 

@@ -88,8 +88,13 @@ func (p *pipeline) dispatch(ctx context.Context, items []*item) {
 	if len(order) == 0 {
 		return
 	}
-	// A failed check leaves the ids untrusted: each sender checks its own.
-	_ = p.checkCases(ctx, order)
+	// One check for the batch's cases, when a request can go at once; a
+	// check not made, or failed, leaves the ids untrusted, and each sender
+	// checks its own.
+	if t, ok := p.flow.tryAcquire(); ok {
+		err := p.checkCases(ctx, order)
+		p.flow.release(t, outcomeOf(err))
+	}
 	for _, cse := range order {
 		if q, start := p.queues.add(cse, byCase[cse]); start {
 			p.senders.Add(1)

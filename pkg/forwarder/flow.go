@@ -68,10 +68,28 @@ func newFlow(max int, metrics *Metrics) *flow {
 
 // acquire waits until no pause is in effect and a slot is free, then takes
 // it. It returns ctx's error when ctx ends first.
-func (f *flow) acquire(ctx context.Context) (ticket, error) {
+func (f *flow) acquire(ctx context.Context) (ticket, error) { return f.take(ctx, false) }
+
+// acquireDuringPause waits for a slot only: the probe that tells when SOAR
+// is back must not wait out the pause.
+func (f *flow) acquireDuringPause(ctx context.Context) (ticket, error) { return f.take(ctx, true) }
+
+// tryAcquire takes a slot only if one is free and no pause is in effect.
+func (f *flow) tryAcquire() (ticket, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pausedUntil.After(f.now()) || f.inFlight >= int(f.limit) || len(f.waiters) > 0 {
+		return ticket{}, false
+	}
+	f.inFlight++
+	f.metrics.inFlight.Set(float64(f.inFlight))
+	return ticket{f.round}, true
+}
+
+func (f *flow) take(ctx context.Context, duringPause bool) (ticket, error) {
 	for {
 		f.mu.Lock()
-		if wait := f.pausedUntil.Sub(f.now()); wait > 0 {
+		if wait := f.pausedUntil.Sub(f.now()); wait > 0 && !duringPause {
 			f.mu.Unlock()
 			if !sleepCtx(ctx, wait) {
 				return ticket{}, ctx.Err()
@@ -95,7 +113,7 @@ func (f *flow) acquire(ctx context.Context) (ticket, error) {
 			f.mu.Lock()
 			wait, t := f.pausedUntil.Sub(f.now()), ticket{f.round}
 			f.mu.Unlock()
-			if wait <= 0 {
+			if wait <= 0 || duringPause {
 				return t, nil
 			}
 			f.release(t, cancelled)

@@ -59,9 +59,19 @@ func (f *Forwarder) probe(ctx context.Context) {
 	}
 }
 
-func (f *Forwarder) checkSOAR(ctx context.Context) error {
+func (f *Forwarder) checkSOAR(ctx context.Context) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Phantom.Timeout)
 	defer cancel()
+	// Its requests count against the requests in flight, but do not wait
+	// out a pause: the probe is how a recovered SOAR is noticed soon, and
+	// its answer ends (or lengthens) the pause.
+	if p := f.pipe.Load(); p != nil {
+		t, err := p.flow.acquireDuringPause(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { p.flow.release(t, outcomeOf(err)) }()
+	}
 	if _, err := f.client.Version(ctx); err != nil {
 		return err
 	}

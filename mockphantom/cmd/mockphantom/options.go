@@ -36,6 +36,7 @@ type options struct {
 	faultLatency, faultDownFor time.Duration
 	faultErrorRate             float64
 	faultTimeoutRate           float64
+	faultThrottleRate          float64
 	faultSeed                  uint64
 	logFormat, logLevel        string
 }
@@ -60,6 +61,7 @@ func (o *options) bindFlags(fs *pflag.FlagSet, getenv func(string) string) {
 	fs.DurationVar(&o.faultLatency, "fault-latency", 0, "latency added to every /rest request")
 	fs.Float64Var(&o.faultErrorRate, "fault-error-rate", 0, "share (0..1) of /rest requests answered 503")
 	fs.Float64Var(&o.faultTimeoutRate, "fault-timeout-rate", 0, "share (0..1) of /rest requests that hang until the client gives up")
+	fs.Float64Var(&o.faultThrottleRate, "fault-throttle-rate", 0, "share (0..1) of /rest requests answered 429 Too Many Requests")
 	fs.DurationVar(&o.faultDownFor, "fault-down-for", 0, "answer every /rest request 503 for this long after start")
 	fs.Uint64Var(&o.faultSeed, "fault-seed", 0, "seed of the fault injection's random source (0: random)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -118,7 +120,7 @@ func (o *options) validate() error {
 	if o.tlsCAOut != "" && !o.tlsSelfSigned {
 		return errors.New("--tls-ca-out needs --tls-self-signed")
 	}
-	for name, rate := range map[string]float64{"--fault-error-rate": o.faultErrorRate, "--fault-timeout-rate": o.faultTimeoutRate} {
+	for name, rate := range map[string]float64{"--fault-error-rate": o.faultErrorRate, "--fault-timeout-rate": o.faultTimeoutRate, "--fault-throttle-rate": o.faultThrottleRate} {
 		if rate < 0 || rate > 1 {
 			return fmt.Errorf("%s %v is not between 0 and 1", name, rate)
 		}

@@ -35,7 +35,7 @@ func (o *options) run(ctx context.Context, stderr io.Writer, ready func(*mockpha
 		return err
 	}
 	defer func() { _ = s.Close() }()
-	f := mockphantom.Faults{Latency: o.faultLatency, ErrorRate: o.faultErrorRate, TimeoutRate: o.faultTimeoutRate}
+	f := mockphantom.Faults{Latency: o.faultLatency, ErrorRate: o.faultErrorRate, TimeoutRate: o.faultTimeoutRate, ThrottleRate: o.faultThrottleRate}
 	if o.faultDownFor > 0 {
 		f.DownUntil = time.Now().Add(o.faultDownFor)
 	}
