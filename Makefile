@@ -78,8 +78,8 @@ E2E_FLAGS ?= -count=1 -timeout 30m
 .PHONY: e2e
 e2e: ## Run the end-to-end suite on a fresh hostlab (root; see docs/development.md).
 	@if [ "$$(id -u)" = 0 ]; then tools=$$(bash lab/tools/build.sh) || exit 1; else tools=; fi; \
-	echo "== e2e: go test -tags e2e ./lab/e2e (a real one-node cluster on this machine)"; \
-	FALCO_PHANTOM_TOOLS_DIR=$$tools $(GO) test -tags e2e -v $(E2E_FLAGS) ./lab/e2e
+	echo "== e2e: go test -tags e2e ./test/e2e (a real one-node cluster on this machine)"; \
+	FALCO_PHANTOM_TOOLS_DIR=$$tools $(GO) test -tags e2e -v $(E2E_FLAGS) ./test/e2e
 
 ##@ Lab: a real one-node Kubernetes on this machine (root)
 

@@ -88,7 +88,7 @@ type Config struct {
 	Busybox string
 	// AuditPolicy, when set, is an audit policy (audit.k8s.io/v1 YAML):
 	// the API server then writes its audit log to Cluster.AuditLog, for
-	// tools that follow it (lab/falcostandin does).
+	// tools that follow it (test/standin/falco does).
 	AuditPolicy string
 	// Timeout bounds each wait of Up (default 3 minutes).
 	Timeout time.Duration

@@ -24,7 +24,7 @@ import (
 
 // These tests never touch the machine's network, mounts or processes
 // beyond a child of their own: Up and Down are tested on a real lab by
-// the end-to-end suite (lab/e2e).
+// the end-to-end suite (test/e2e).
 
 func testSettings(t *testing.T) settings {
 	t.Helper()

@@ -151,7 +151,7 @@ func up(ctx context.Context, cfg hostlab.Config, labImages bool, tag string, std
 		fmt.Fprintf(stdout, `
   # the pipeline, with this checkout's images and the stand-in charts:
   go run ./cmd/kubectl-falco_phantom install --mock-phantom --image-tag %s \
-      --nats-chart testdata/charts/nats-standin --falco-chart testdata/charts/falco-standin
+      --nats-chart test/standin/charts/nats --falco-chart test/standin/charts/falco
 `, tag)
 	}
 	fmt.Fprintf(stdout, `

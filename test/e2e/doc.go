@@ -12,7 +12,7 @@
 //
 // which builds the Kubernetes binaries first (lab/tools/build.sh) and runs
 //
-//	FALCO_PHANTOM_TOOLS_DIR=<folder> go test -tags e2e -v ./lab/e2e
+//	FALCO_PHANTOM_TOOLS_DIR=<folder> go test -tags e2e -v ./test/e2e
 //
 // Other variables: FALCO_PHANTOM_HOSTLAB_KEEP=1 leaves the cluster running
 // after the tests (stop it with make hostlab-down); FALCO_PHANTOM_HOSTLAB_REUSE=1

@@ -18,10 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
-	"github.com/falco-phantom/kubectl-falco-phantom/lab/falcostandin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/shelltest"
+	falcostandin "github.com/falco-phantom/kubectl-falco-phantom/test/standin/falco"
 )
 
 // TestTestShellOnARealCluster runs test-shell against a real pipeline on

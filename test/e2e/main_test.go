@@ -16,9 +16,9 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/falco-phantom/kubectl-falco-phantom/lab/falcostandin"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
+	falcostandin "github.com/falco-phantom/kubectl-falco-phantom/test/standin/falco"
 )
 
 // Variables that steer the suite.
@@ -124,8 +124,8 @@ func setUp(ctx context.Context) (e *env, why string, cleanup func() error, err e
 	}
 	e = &env{
 		moduleDir:  moduleDir,
-		natsChart:  filepath.Join(moduleDir, "testdata", "charts", "nats-standin"),
-		falcoChart: filepath.Join(moduleDir, "testdata", "charts", "falco-standin"),
+		natsChart:  filepath.Join(moduleDir, "test", "standin", "charts", "nats"),
+		falcoChart: filepath.Join(moduleDir, "test", "standin", "charts", "falco"),
 	}
 	// The audit log is what the Falco stand-in follows (see testshell_test.go).
 	cfg := hostlab.Config{Log: os.Stderr, Timeout: 3 * time.Minute, AuditPolicy: falcostandin.AuditPolicy}

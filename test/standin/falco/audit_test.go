@@ -6,7 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/falco-phantom/kubectl-falco-phantom/lab/falcostandin"
+	falcostandin "github.com/falco-phantom/kubectl-falco-phantom/test/standin/falco"
 )
 
 // Audit log lines as kube-apiserver writes them (audit.k8s.io/v1, level

@@ -32,7 +32,7 @@ type options struct {
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("falco-standin", flag.ContinueOnError)
+	fs := flag.NewFlagSet("falcosidekick-standin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	port := getenv("LISTENPORT")
 	if port == "" {
@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	nc, err := nats.Connect(o.natsURL,
-		nats.Name("falco-standin (falcosidekick stand-in)"),
+		nats.Name("falcosidekick-standin"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "error", err) }),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),

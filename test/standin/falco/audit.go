@@ -5,6 +5,9 @@
 // "Terminal shell in container" fires on: a shell binary, a TTY) it posts
 // the alert Falco would emit for that shell to falcosidekick, the way
 // Falco's HTTP output does. Everything after that hop is the real pipeline.
+//
+// It lives in test/standin/falco; it is named falcostandin so that it reads
+// apart from pkg/falco, the event model it uses.
 package falcostandin
 
 import (
