@@ -35,7 +35,7 @@ lab-down: ## Delete the kind lab cluster.
 
 .PHONY: images
 images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar.
-	$(GO) run ./lab/cmd/build-images -o $(BIN)/images.tar -tag $(VERSION)
+	$(GO) run ./build/images -o $(BIN)/images.tar -tag $(VERSION)
 
 DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
@@ -50,7 +50,7 @@ dist: ## Build the plugin's release archives and the krew manifest into bin/dist
 		cp LICENSE $$d/; \
 		tar -C $$d --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -czf $(BIN)/dist/kubectl-falco_phantom_$${os}_$${arch}.tar.gz . || exit 1; \
 	done
-	$(GO) run ./lab/cmd/krew-manifest -version $(VERSION) -dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
+	$(GO) run ./build/krew -version $(VERSION) -dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
 	@echo "krew manifest: $(BIN)/dist/falco-phantom.yaml"
 
 .PHONY: build
@@ -62,13 +62,13 @@ build: ## Build the plugin, its completion helper, the forwarder and the mock SO
 ##@ Test
 
 # The API server tests need kube-apiserver and etcd, built from the Go module
-# proxy by lab/tools/build.sh (minutes the first time, then cached). The
+# proxy by build/tools/build.sh (minutes the first time, then cached). The
 # end-to-end suite runs on a real one-node cluster (the hostlab) and needs
 # root and a few Debian packages: without them it skips and says why, unless
 # FALCO_PHANTOM_REQUIRE_HOSTLAB=1 (CI) makes it fail.
 .PHONY: test
 test: ## Run every test CI runs: unit and API server tests, then the end-to-end suite.
-	@assets=$$(bash lab/tools/build.sh kube-apiserver etcd) && \
+	@assets=$$(bash build/tools/build.sh kube-apiserver etcd) && \
 	KUBEBUILDER_ASSETS=$$assets FALCO_PHANTOM_REQUIRE_ENVTEST=1 $(GO) test $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory e2e
 
@@ -77,7 +77,7 @@ E2E_FLAGS ?= -count=1 -timeout 30m
 # The Kubernetes node binaries are built only where the suite can run (root).
 .PHONY: e2e
 e2e: ## Run the end-to-end suite on a fresh hostlab (root; see docs/development.md).
-	@if [ "$$(id -u)" = 0 ]; then tools=$$(bash lab/tools/build.sh) || exit 1; else tools=; fi; \
+	@if [ "$$(id -u)" = 0 ]; then tools=$$(bash build/tools/build.sh) || exit 1; else tools=; fi; \
 	echo "== e2e: go test -tags e2e ./test/e2e (a real one-node cluster on this machine)"; \
 	FALCO_PHANTOM_TOOLS_DIR=$$tools $(GO) test -tags e2e -v $(E2E_FLAGS) ./test/e2e
 
@@ -85,7 +85,7 @@ e2e: ## Run the end-to-end suite on a fresh hostlab (root; see docs/development.
 
 .PHONY: hostlab-up
 hostlab-up: ## Start the hostlab with this checkout's images, and print its kubeconfig.
-	@tools=$$(bash lab/tools/build.sh) && $(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && \
+	@tools=$$(bash build/tools/build.sh) && $(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && \
 	$(BIN)/hostlab up --tools "$$tools" --lab-images --tag $(VERSION)
 
 .PHONY: hostlab-down
@@ -93,8 +93,8 @@ hostlab-down: ## Stop the hostlab and remove everything it created (also after a
 	@$(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && $(BIN)/hostlab down
 
 .PHONY: tools
-tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (see lab/tools/README.md).
-	bash lab/tools/build.sh
+tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (see build/tools/README.md).
+	bash build/tools/build.sh
 
 .PHONY: test-short
 test-short: ## Run the quick tests only.

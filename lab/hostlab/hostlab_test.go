@@ -288,7 +288,7 @@ func TestCheckNamesTheFix(t *testing.T) {
 	t.Parallel()
 	s := Config{Dir: t.TempDir(), ToolsDir: t.TempDir(), Busybox: filepath.Join(t.TempDir(), "busybox"), NodeIP: "192.0.2.7"}.resolve()
 	problems := strings.Join(check(s), "\n")
-	for _, want := range []string{"bash lab/tools/build.sh", "apt-get install busybox-static"} {
+	for _, want := range []string{"bash build/tools/build.sh", "apt-get install busybox-static"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems lack %q:\n%s", want, problems)
 		}

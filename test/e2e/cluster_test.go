@@ -36,7 +36,7 @@ func TestClusterRunsPodsServicesAndDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	if v := node.Status.NodeInfo.KubeletVersion; v != "v1.37.2" {
-		t.Errorf("kubelet version %s, want v1.37.2 (lab/tools pins it)", v)
+		t.Errorf("kubelet version %s, want v1.37.2 (build/tools pins it)", v)
 	}
 
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

@@ -10,7 +10,7 @@
 //
 //	make e2e
 //
-// which builds the Kubernetes binaries first (lab/tools/build.sh) and runs
+// which builds the Kubernetes binaries first (build/tools/build.sh) and runs
 //
 //	FALCO_PHANTOM_TOOLS_DIR=<folder> go test -tags e2e -v ./test/e2e
 //

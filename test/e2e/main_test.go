@@ -30,7 +30,7 @@ const (
 	EnvKeep = "FALCO_PHANTOM_HOSTLAB_KEEP"
 	// EnvReuse uses a lab that is already up instead of starting one.
 	EnvReuse = "FALCO_PHANTOM_HOSTLAB_REUSE"
-	// EnvTools is the folder of the Kubernetes binaries (lab/tools/build.sh).
+	// EnvTools is the folder of the Kubernetes binaries (build/tools/build.sh).
 	EnvTools = "FALCO_PHANTOM_TOOLS_DIR"
 )
 
@@ -192,20 +192,20 @@ func setUp(ctx context.Context) (e *env, why string, cleanup func() error, err e
 // onlyTools reports whether the only problem is the missing Kubernetes
 // binaries (no tools folder was given yet).
 func onlyTools(problems []string) bool {
-	return len(problems) == 1 && strings.Contains(problems[0], "lab/tools/build.sh")
+	return len(problems) == 1 && strings.Contains(problems[0], "build/tools/build.sh")
 }
 
 // toolsDir returns the folder of the Kubernetes binaries: the one in
-// FALCO_PHANTOM_TOOLS_DIR, or the one lab/tools/build.sh builds and prints.
+// FALCO_PHANTOM_TOOLS_DIR, or the one build/tools/build.sh builds and prints.
 func toolsDir(ctx context.Context, moduleDir string) (string, error) {
 	if dir := os.Getenv(EnvTools); dir != "" {
 		return dir, nil
 	}
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(moduleDir, "lab", "tools", "build.sh"))
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(moduleDir, "build", "tools", "build.sh"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("build the Kubernetes binaries (lab/tools/build.sh): %w", err)
+		return "", fmt.Errorf("build the Kubernetes binaries (build/tools/build.sh): %w", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], nil

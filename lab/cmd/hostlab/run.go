@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.SetOutput(stderr)
 	cfg := hostlab.Config{Log: stderr}
 	fs.StringVar(&cfg.Dir, "dir", hostlab.DefaultDir, "lab folder: everything of the lab lives there")
-	toolsDir := fs.String("tools", getenv("FALCO_PHANTOM_TOOLS_DIR"), "folder of the Kubernetes binaries (default: built by lab/tools/build.sh) [FALCO_PHANTOM_TOOLS_DIR]")
+	toolsDir := fs.String("tools", getenv("FALCO_PHANTOM_TOOLS_DIR"), "folder of the Kubernetes binaries (default: built by build/tools/build.sh) [FALCO_PHANTOM_TOOLS_DIR]")
 	switch cmd {
 	case "up":
 		fs.StringVar(&cfg.NodeIP, "node-ip", "", "node address (default: the first global IPv4 address)")
@@ -214,14 +214,14 @@ func status(ctx context.Context, cfg hostlab.Config, stdout io.Writer) error {
 }
 
 // tools returns the folder of the Kubernetes binaries: the one given, or
-// the one lab/tools/build.sh builds (when run from the checkout).
+// the one build/tools/build.sh builds (when run from the checkout).
 func tools(ctx context.Context, dir string, stderr io.Writer) (string, error) {
 	if dir != "" {
 		return dir, nil
 	}
-	script := filepath.Join("lab", "tools", "build.sh")
+	script := filepath.Join("build", "tools", "build.sh")
 	if _, err := os.Stat(script); err != nil {
-		return "", errors.New("no tools folder: give --tools DIR (lab/tools/build.sh prints it), or run hostlab from the checkout's root")
+		return "", errors.New("no tools folder: give --tools DIR (build/tools/build.sh prints it), or run hostlab from the checkout's root")
 	}
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Stderr = stderr

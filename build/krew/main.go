@@ -1,7 +1,7 @@
 // Command krew-manifest writes the krew plugin manifest for a release from
 // the release archives, with their real SHA-256 sums:
 //
-//	go run ./lab/cmd/krew-manifest -version v0.1.0 -dir bin/dist > falco-phantom.yaml
+//	go run ./build/krew -version v0.1.0 -dir bin/dist > falco-phantom.yaml
 //
 // Archives are named kubectl-falco_phantom_<os>_<arch>.tar.gz (make dist).
 package main

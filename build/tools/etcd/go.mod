@@ -3,7 +3,7 @@
 // module, version selection was seen resolving k8s.io/kubernetes to v1.13.0.
 // The main package is the module root, go.etcd.io/etcd/server/v3
 // (server/main.go upstream). Built by ../build.sh.
-module github.com/falco-phantom/kubectl-falco-phantom/lab/tools/etcd
+module github.com/falco-phantom/kubectl-falco-phantom/build/tools/etcd
 
 go 1.26.0
 

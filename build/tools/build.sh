@@ -3,8 +3,8 @@
 # node components, kubectl, etcd, CoreDNS) from the Go module proxy into one
 # cache folder, and prints that folder on the last line of stdout:
 #
-#   dir=$(bash lab/tools/build.sh | tail -1)               # everything
-#   dir=$(bash lab/tools/build.sh kube-apiserver etcd | tail -1)  # envtest only
+#   dir=$(bash build/tools/build.sh | tail -1)                      # everything
+#   dir=$(bash build/tools/build.sh kube-apiserver etcd | tail -1)  # envtest only
 #   KUBEBUILDER_ASSETS=$dir go test ./...
 #
 # Progress goes to stderr. A binary is rebuilt only when it is missing or its

@@ -104,7 +104,7 @@ func TestMissingArchiveIsNamed(t *testing.T) {
 // is what this command writes for its version and sums: a change to the
 // template without a new manifest fails here.
 func TestPublishedManifestIsCurrent(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "docs", "krew", "falco-phantom.yaml")
+	path := filepath.Join("..", "..", "docs", "krew", "falco-phantom.yaml")
 	published, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

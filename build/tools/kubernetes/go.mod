@@ -2,7 +2,7 @@
 // the lab (real single-node cluster and envtest). Built by ../build.sh.
 // Kept apart from the project's own go.mod so that these heavy dependencies
 // never leak into it.
-module github.com/falco-phantom/kubectl-falco-phantom/lab/tools/kubernetes
+module github.com/falco-phantom/kubectl-falco-phantom/build/tools/kubernetes
 
 go 1.26.0
 

@@ -3,7 +3,7 @@
 // dependency graph stays apart from the Kubernetes and etcd pins. The main
 // package is the module root, github.com/coredns/coredns. Built by
 // ../build.sh.
-module github.com/falco-phantom/kubectl-falco-phantom/lab/tools/coredns
+module github.com/falco-phantom/kubectl-falco-phantom/build/tools/coredns
 
 go 1.26.0
 
