@@ -19,7 +19,7 @@
 //     stores the same requests the forwarder sends, with as many in flight;
 //     and the forwarder's rate as a share of the smaller one.
 //
-// Run it from the module root: go run ./lab/bench (or make bench).
+// Run it from the module root: go run ./bench (or make bench).
 package main
 
 import (
@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "machine: %s\n", machine())
-	fmt.Fprintf(out, "command: go run ./lab/bench %s\n", strings.Join(args, " "))
+	fmt.Fprintf(out, "command: go run ./bench %s\n", strings.Join(args, " "))
 	fmt.Fprintf(out, "forwarder: BATCH_SIZE=%d WORKERS=%d; %d alerts per throughput run (%d with grouping off), %d/s for %s in the latency run\n\n",
 		o.batch, o.workers, o.events, o.singleEvents, o.rate, o.duration)
 
