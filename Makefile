@@ -109,7 +109,7 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 	$(GO) test ./mockphantom -run '^$$' -fuzz '^FuzzDecodeArtifactIn$$' -fuzztime $(FUZZ_TIME)
 
 .PHONY: bench
-bench: ## Run the micro-benchmarks and the end-to-end harness (bench/); prints numbers, gates nothing. Smaller: BENCH_FLAGS="-events 20000 -duration 5s".
+bench: ## Run the micro-benchmarks and the end-to-end harness (bench/); prints numbers, gates nothing. Smaller: BENCH_FLAGS="--events 20000 --duration 5s".
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench $(BENCH_FLAGS)
 
