@@ -35,7 +35,7 @@ lab-down: ## Delete the kind lab cluster.
 
 .PHONY: images
 images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar.
-	$(GO) run ./build/images -o $(BIN)/images.tar -tag $(VERSION)
+	$(GO) run ./build/images -o $(BIN)/images.tar --tag $(VERSION)
 
 DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
@@ -50,7 +50,7 @@ dist: ## Build the plugin's release archives and the krew manifest into bin/dist
 		cp LICENSE $$d/; \
 		tar -C $$d --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -czf $(BIN)/dist/kubectl-falco_phantom_$${os}_$${arch}.tar.gz . || exit 1; \
 	done
-	$(GO) run ./build/krew -version $(VERSION) -dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
+	$(GO) run ./build/krew --version $(VERSION) --dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
 	@echo "krew manifest: $(BIN)/dist/falco-phantom.yaml"
 
 .PHONY: build

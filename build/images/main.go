@@ -1,42 +1,80 @@
 // Command build-images builds this project's container images (forwarder
 // and mock SOAR) without Docker and writes them into one docker-archive
 // tarball, ready for `ctr -n k8s.io images import`, `docker load` or
-// `kind load image-archive`.
+// `kind load image-archive`:
+//
+//	go run ./build/images -o bin/images.tar --tag v0.1.0
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"time"
 
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
-func main() {
-	out := flag.String("o", "bin/images.tar", "archive to write")
-	registry := flag.String("registry", images.DefaultRegistry, "registry part of the image references")
-	tag := flag.String("tag", version.Version, "image tag (and version stamped into the binaries)")
-	arch := flag.String("arch", runtime.GOARCH, "CPU architecture: amd64 or arm64")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+func main() { cmdmain.Main(Run) }
+
+// Run runs the command with args (without the program name). It reads no
+// environment.
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, _ func(string) string) error {
+	cmd := newCommand(streams)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(ctx)
+}
+
+type options struct {
+	output, registry, tag, arch string
+}
+
+func newCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	o := options{output: "bin/images.tar", registry: images.DefaultRegistry, tag: version.Version, arch: runtime.GOARCH}
+	cmd := &cobra.Command{
+		Use:   "build-images",
+		Short: "Build the forwarder and mock SOAR images without Docker into one docker-archive tarball",
+		Long: `Build this project's container images (forwarder and mock SOAR) without
+Docker and write them into one docker-archive tarball, ready for
+"ctr -n k8s.io images import", "docker load" or "kind load image-archive".
+Run it from the module root (make images does).`,
+		Example:       "  go run ./build/images -o bin/images.tar --tag v0.1.0",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), streams.Out) },
+	}
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", o.output, "archive to write")
+	f.StringVar(&o.registry, "registry", o.registry, "registry part of the image references")
+	f.StringVar(&o.tag, "tag", o.tag, "image tag (and version stamped into the binaries)")
+	f.StringVar(&o.arch, "arch", o.arch, "CPU architecture: amd64 or arm64")
+	return cmd
+}
+
+// run builds the images into o.output and lists them with their digests.
+func (o options) run(ctx context.Context, out io.Writer) error {
 	start := time.Now()
-	imgs, err := images.Project(ctx, ".", *registry, *tag, *arch)
-	if err == nil {
-		err = os.MkdirAll(dirOf(*out), 0o755)
-	}
-	if err == nil {
-		err = images.WriteArchive(*out, imgs)
-	}
+	imgs, err := images.Project(ctx, ".", o.registry, o.tag, o.arch)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "build-images:", err)
-		os.Exit(1)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(o.output), 0o755); err != nil {
+		return err
+	}
+	if err := images.WriteArchive(o.output, imgs); err != nil {
+		return err
 	}
 	refs := make([]string, 0, len(imgs))
 	for ref, img := range imgs {
@@ -44,17 +82,9 @@ func main() {
 		refs = append(refs, fmt.Sprintf("  %s  %s", ref, d))
 	}
 	sort.Strings(refs)
-	fmt.Printf("wrote %s in %s:\n", *out, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "wrote %s in %s:\n", o.output, time.Since(start).Round(time.Millisecond))
 	for _, r := range refs {
-		fmt.Println(r)
+		fmt.Fprintln(out, r)
 	}
-}
-
-func dirOf(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[:i]
-		}
-	}
-	return "."
+	return nil
 }

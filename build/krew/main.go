@@ -1,20 +1,26 @@
 // Command krew-manifest writes the krew plugin manifest for a release from
 // the release archives, with their real SHA-256 sums:
 //
-//	go run ./build/krew -version v0.1.0 -dir bin/dist > falco-phantom.yaml
+//	go run ./build/krew --version v0.1.0 --dir bin/dist > falco-phantom.yaml
 //
 // Archives are named kubectl-falco_phantom_<os>_<arch>.tar.gz (make dist).
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"text/template"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 )
 
 const manifest = `apiVersion: krew.googlecontainertools.github.com/v1alpha2
@@ -64,23 +70,51 @@ func archiveName(os, arch string) string {
 	return fmt.Sprintf("kubectl-falco_phantom_%s_%s.tar.gz", os, arch)
 }
 
-func main() {
-	version := flag.String("version", "", "release version, e.g. v0.1.0")
-	dir := flag.String("dir", "bin/dist", "folder holding the release archives")
-	flag.Parse()
-	if *version == "" {
-		fmt.Fprintln(os.Stderr, "krew-manifest: -version is required")
-		os.Exit(2)
-	}
-	sums, err := archiveSums(*dir)
-	if err == nil {
-		err = render(os.Stdout, *version, sums)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "krew-manifest:", err)
-		os.Exit(1)
-	}
+func main() { cmdmain.Main(Run) }
+
+// Run runs the command with args (without the program name). It reads no
+// environment.
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, _ func(string) string) error {
+	cmd := newCommand(streams)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(ctx)
 }
+
+func newCommand(streams genericiooptions.IOStreams) *cobra.Command {
+	var version string
+	dir := "bin/dist"
+	cmd := &cobra.Command{
+		Use:   "krew-manifest",
+		Short: "Write the krew plugin manifest of a release from its archives",
+		Long: `Write the krew plugin manifest of a release to stdout, from the release
+archives (kubectl-falco_phantom_<os>_<arch>.tar.gz, as make dist builds
+them) with their real SHA-256 sums.`,
+		Example:       "  go run ./build/krew --version v0.1.0 --dir bin/dist > falco-phantom.yaml",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(*cobra.Command, []string) error {
+			if version == "" {
+				return usageError{errors.New("--version is required")}
+			}
+			sums, err := archiveSums(dir)
+			if err != nil {
+				return err
+			}
+			return render(streams.Out, version, sums)
+		},
+	}
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	cmd.Flags().StringVar(&version, "version", "", "release version, e.g. v0.1.0")
+	cmd.Flags().StringVar(&dir, "dir", dir, "folder holding the release archives")
+	return cmd
+}
+
+// usageError is a mistake in how the command was called: it exits 2.
+type usageError struct{ error }
+
+func (usageError) ExitCode() int { return 2 }
 
 // archiveSums returns the SHA-256 of each platform's archive in dir, by
 // archive name.

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 )
 
 // plugin is the part of krew's Plugin manifest that krew reads to install.
@@ -126,5 +129,27 @@ func TestPublishedManifestIsCurrent(t *testing.T) {
 	}
 	if out.String() != string(published) {
 		t.Errorf("%s differs from what make dist writes; run make dist VERSION=%s and copy bin/dist/falco-phantom.yaml there", path, m.Spec.Version)
+	}
+}
+
+func TestCommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range platforms {
+		if err := os.WriteFile(filepath.Join(dir, archiveName(p[0], p[1])), []byte(p[0]+p[1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	getenv := func(string) string { return "" }
+	streams, _, out, _ := genericiooptions.NewTestIOStreams()
+	if err := Run(t.Context(), []string{"--version", "v9.9.9", "--dir", dir}, streams, getenv); err != nil {
+		t.Fatal(err)
+	}
+	var m plugin
+	if err := yaml.Unmarshal(out.Bytes(), &m); err != nil || m.Spec.Version != "v9.9.9" || len(m.Spec.Platforms) != len(platforms) {
+		t.Errorf("manifest: version %q, %d platforms, %v; want v9.9.9, %d\n%s", m.Spec.Version, len(m.Spec.Platforms), err, len(platforms), out)
+	}
+	err := Run(t.Context(), []string{"--dir", dir}, streams, getenv)
+	if err == nil || !strings.Contains(err.Error(), "--version is required") || cmdmain.ExitCode(err) != 2 {
+		t.Errorf("without --version: %v (exit %d), want a usage error that exits 2", err, cmdmain.ExitCode(err))
 	}
 }
