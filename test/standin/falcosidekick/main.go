@@ -7,20 +7,6 @@
 // It detects nothing: something must POST the alerts.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "falcosidekick-standin:", err)
-		os.Exit(1)
-	}
-}
+func main() { cmdmain.Main(Run) }

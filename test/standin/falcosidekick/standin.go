@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +14,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 )
 
@@ -26,47 +28,69 @@ type options struct {
 	listen     string
 	natsURL    string
 	template   string
+	minimumArg string
 	minimum    falco.Priority
-	connectFor time.Duration
 }
 
-func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+// Run runs the stand-in with args (without the program name) until ctx
+// ends. Its settings come from falcosidekick's variables, read through
+// getenv, or from flags.
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
+	cmd := newCommand(streams, getenv, serve)
+	cmd.SetArgs(args)
+	return cmd.ExecuteContext(ctx)
+}
+
+// newCommand returns the command, which runs serve with its options.
+func newCommand(streams genericiooptions.IOStreams, getenv func(string) string, serve func(context.Context, *options, io.Writer) error) *cobra.Command {
 	o := &options{}
-	fs := flag.NewFlagSet("falcosidekick-standin", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	port := getenv("LISTENPORT")
-	if port == "" {
-		port = "2801"
+	cmd := &cobra.Command{
+		Use:   "falcosidekick-standin",
+		Short: "Stand in for falcosidekick: publish the Falco alerts POSTed to it to NATS",
+		Long: `Stand in for falcosidekick where Falco cannot run (the hostlab, tests): take
+Falco's JSON alerts by HTTP POST on / and publish each, with a fresh uuid,
+to NATS, as falcosidekick's NATS output does. It detects nothing.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.complete(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), o, streams.ErrOut)
+		},
 	}
-	fs.StringVar(&o.listen, "listen", ":"+port, "address to take Falco's alerts on [LISTENPORT]")
-	fs.StringVar(&o.natsURL, "nats-url", getenv("NATS_HOSTPORT"), "NATS server to publish to [NATS_HOSTPORT]")
-	fs.StringVar(&o.template, "subject-template", getenv("NATS_SUBJECTTEMPLATE"), "subject of each alert; <priority> and <rule> are replaced [NATS_SUBJECTTEMPLATE]")
-	minimum := fs.String("minimum-priority", getenv("NATS_MINIMUMPRIORITY"), "alerts below this priority are dropped [NATS_MINIMUMPRIORITY]")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
+	cmd.SetOut(streams.Out)
+	cmd.SetErr(streams.ErrOut)
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", ":"+input.Env(getenv, "LISTENPORT", "2801"), "address to take Falco's alerts on [LISTENPORT]")
+	f.StringVar(&o.natsURL, "nats-url", getenv("NATS_HOSTPORT"), "NATS server to publish to [NATS_HOSTPORT]")
+	f.StringVar(&o.template, "subject-template", getenv("NATS_SUBJECTTEMPLATE"), "subject of each alert; <priority> and <rule> are replaced [NATS_SUBJECTTEMPLATE]")
+	f.StringVar(&o.minimumArg, "minimum-priority", getenv("NATS_MINIMUMPRIORITY"), "alerts below this priority are dropped [NATS_MINIMUMPRIORITY]")
+	return cmd
+}
+
+// complete checks the options and fills in falcosidekick's defaults.
+func (o *options) complete() error {
 	if o.natsURL == "" {
-		return nil, errors.New("no NATS server: set NATS_HOSTPORT or --nats-url")
+		return errors.New("no NATS server: set NATS_HOSTPORT or --nats-url")
 	}
 	if o.template == "" {
 		o.template = defaultSubjectTemplate
 	}
 	o.minimum = falco.PriorityDebug
-	if *minimum != "" {
-		p, err := falco.ParsePriority(*minimum)
+	if o.minimumArg != "" {
+		p, err := falco.ParsePriority(o.minimumArg)
 		if err != nil {
-			return nil, fmt.Errorf("NATS_MINIMUMPRIORITY: %w", err)
+			return fmt.Errorf("NATS_MINIMUMPRIORITY: %w", err)
 		}
 		o.minimum = p
 	}
-	return o, nil
+	return nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	o, err := parseOptions(args, getenv, stderr)
-	if err != nil {
-		return err
-	}
+// serve publishes what it is POSTed until ctx ends, logging to stderr.
+func serve(ctx context.Context, o *options, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	nc, err := nats.Connect(o.natsURL,
 		nats.Name("falcosidekick-standin"),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 )
@@ -46,7 +48,7 @@ func TestPublishesLikeFalcosidekick(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	o, err := parseOptions(nil, env(map[string]string{"NATS_HOSTPORT": url, "NATS_MINIMUMPRIORITY": "notice"}), io.Discard)
+	o, err := parseOptions(nil, env(map[string]string{"NATS_HOSTPORT": url, "NATS_MINIMUMPRIORITY": "notice"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +154,7 @@ func TestOptionErrors(t *testing.T) {
 		{map[string]string{}, "NATS_HOSTPORT"},
 		{map[string]string{"NATS_HOSTPORT": "nats://x:4222", "NATS_MINIMUMPRIORITY": "loud"}, "unknown priority"},
 	} {
-		_, err := parseOptions(nil, env(tt.env), io.Discard)
+		_, err := parseOptions(nil, env(tt.env))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("env %v: error %v, want one mentioning %q", tt.env, err, tt.want)
 		}
@@ -160,3 +162,35 @@ func TestOptionErrors(t *testing.T) {
 }
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// parseOptions runs the command line with args and the environment env up
+// to the options it would serve with.
+func parseOptions(args []string, getenv func(string) string) (*options, error) {
+	var got *options
+	streams, _, _, _ := genericiooptions.NewTestIOStreams()
+	cmd := newCommand(streams, getenv, func(_ context.Context, o *options, _ io.Writer) error {
+		got = o
+		return nil
+	})
+	cmd.SetArgs(args)
+	return got, cmd.Execute()
+}
+
+func TestFlagsOverTheEnvironment(t *testing.T) {
+	t.Parallel()
+	o, err := parseOptions([]string{"--nats-url", "nats://flag:4222", "--listen", "127.0.0.1:9", "--minimum-priority", "error",
+		"--subject-template", "x.<rule>"}, env(map[string]string{"NATS_HOSTPORT": "nats://env:4222", "LISTENPORT": "2802"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.natsURL != "nats://flag:4222" || o.listen != "127.0.0.1:9" || o.minimum != falco.PriorityError || o.template != "x.<rule>" {
+		t.Errorf("options = %+v, want the flags' values", o)
+	}
+	o, err = parseOptions(nil, env(map[string]string{"NATS_HOSTPORT": "nats://env:4222", "LISTENPORT": "2802"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.natsURL != "nats://env:4222" || o.listen != ":2802" || o.minimum != falco.PriorityDebug || o.template != defaultSubjectTemplate {
+		t.Errorf("options = %+v, want falcosidekick's variables and defaults", o)
+	}
+}
