@@ -104,7 +104,9 @@ func TestCachedCaseIDsAfterSOARLostItsData(t *testing.T) {
 }
 
 // publisher publishes events as falcosidekick does.
-type publisher struct{ nc interface{ Publish(string, []byte) error } }
+type publisher struct {
+	nc interface{ Publish(string, []byte) error }
+}
 
 func (p publisher) publish(t *testing.T, ev *falco.Event) {
 	t.Helper()
