@@ -62,9 +62,7 @@ func main() { cmdmain.Main(Run) }
 
 // Run runs the harness with args (without the program name).
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
-	cmd := newCommand(streams, getenv)
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, newCommand(streams, getenv), args)
 }
 
 func newCommand(streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {

@@ -29,9 +29,7 @@ func main() { cmdmain.Main(Run) }
 // Run runs the command with args (without the program name). It reads no
 // environment.
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, _ func(string) string) error {
-	cmd := newCommand(streams)
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, newCommand(streams), args)
 }
 
 type options struct {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 )
@@ -39,9 +40,7 @@ const lockWait = 20 * time.Minute
 
 // Run runs the command with args (without the program name).
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
-	cmd := newCommand(streams, getenv)
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, newCommand(streams, getenv), args)
 }
 
 // options are the flags every subcommand takes.

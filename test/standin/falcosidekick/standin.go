@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 )
@@ -36,9 +37,7 @@ type options struct {
 // ends. Its settings come from falcosidekick's variables, read through
 // getenv, or from flags.
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
-	cmd := newCommand(streams, getenv, serve)
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, newCommand(streams, getenv, serve), args)
 }
 
 // newCommand returns the command, which runs serve with its options.
