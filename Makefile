@@ -1,5 +1,5 @@
 # kubectl falco-phantom: Falco alerts -> NATS -> forwarder -> Splunk SOAR.
-# Run `make help` for the targets.
+# Run `make help` for the targets, section by section.
 
 SHELL := /usr/bin/env bash
 GO ?= go
@@ -11,9 +11,7 @@ BIN := bin
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 FUZZ_TIME ?= 30s
 
-.PHONY: help
-help: ## Show this help.
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+.DEFAULT_GOAL := help
 
 ##@ Try it
 
@@ -21,26 +19,22 @@ help: ## Show this help.
 demo: ## Run the whole pipeline on this machine (embedded NATS, forwarder, mock SOAR).
 	$(GO) run ./cmd/kubectl-falco_phantom demo
 
-##@ Lab (a Linux machine with Docker)
-
-.PHONY: lab
-lab: ## Create (or reuse) a kind cluster, install everything with the mock SOAR, run test-shell.
-	$(GO) run ./lab/cmd/lab up
-
-.PHONY: lab-down
-lab-down: ## Delete the kind lab cluster.
-	$(GO) run ./lab/cmd/lab down
-
 ##@ Build
 
+.PHONY: build
+build: ## Build the plugin, its completion helper, the forwarder and the mock SOAR into bin/.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ \
+		./cmd/kubectl-falco_phantom ./cmd/kubectl_complete-falco_phantom \
+		./cmd/falco-phantom-forwarder ./mockphantom/cmd/mockphantom
+
 .PHONY: images
-images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar.
-	$(GO) run ./lab/cmd/build-images -o $(BIN)/images.tar -tag $(VERSION)
+images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar (build/images).
+	$(GO) run ./build/images -o $(BIN)/images.tar --tag $(VERSION)
 
 DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
 .PHONY: dist
-dist: ## Build the plugin's release archives and the krew manifest into bin/dist.
+dist: ## Build the plugin's release archives and the krew manifest into bin/dist (build/krew).
 	rm -rf $(BIN)/dist && mkdir -p $(BIN)/dist
 	@for p in $(DIST_PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; d=$(BIN)/dist/$$os-$$arch; mkdir -p $$d; \
@@ -50,55 +44,38 @@ dist: ## Build the plugin's release archives and the krew manifest into bin/dist
 		cp LICENSE $$d/; \
 		tar -C $$d --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -czf $(BIN)/dist/kubectl-falco_phantom_$${os}_$${arch}.tar.gz . || exit 1; \
 	done
-	$(GO) run ./lab/cmd/krew-manifest -version $(VERSION) -dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
+	$(GO) run ./build/krew --version $(VERSION) --dir $(BIN)/dist > $(BIN)/dist/falco-phantom.yaml
 	@echo "krew manifest: $(BIN)/dist/falco-phantom.yaml"
 
-.PHONY: build
-build: ## Build the plugin, its completion helper, the forwarder and the mock SOAR into bin/.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ \
-		./cmd/kubectl-falco_phantom ./cmd/kubectl_complete-falco_phantom \
-		./cmd/falco-phantom-forwarder ./mockphantom/cmd/mockphantom
+.PHONY: tools
+tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (see build/tools/README.md).
+	bash build/tools/build.sh
 
 ##@ Test
 
 # The API server tests need kube-apiserver and etcd, built from the Go module
-# proxy by lab/tools/build.sh (minutes the first time, then cached). The
+# proxy by build/tools/build.sh (minutes the first time, then cached). The
 # end-to-end suite runs on a real one-node cluster (the hostlab) and needs
 # root and a few Debian packages: without them it skips and says why, unless
 # FALCO_PHANTOM_REQUIRE_HOSTLAB=1 (CI) makes it fail.
 .PHONY: test
 test: ## Run every test CI runs: unit and API server tests, then the end-to-end suite.
-	@assets=$$(bash lab/tools/build.sh kube-apiserver etcd) && \
+	@assets=$$(bash build/tools/build.sh kube-apiserver etcd) && \
 	KUBEBUILDER_ASSETS=$$assets FALCO_PHANTOM_REQUIRE_ENVTEST=1 $(GO) test $(TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory e2e
+
+.PHONY: test-short
+test-short: ## Run the quick tests only.
+	$(GO) test -short -count=1 ./...
 
 E2E_FLAGS ?= -count=1 -timeout 30m
 
 # The Kubernetes node binaries are built only where the suite can run (root).
 .PHONY: e2e
-e2e: ## Run the end-to-end suite on a fresh hostlab (root; see docs/development.md).
-	@if [ "$$(id -u)" = 0 ]; then tools=$$(bash lab/tools/build.sh) || exit 1; else tools=; fi; \
-	echo "== e2e: go test -tags e2e ./lab/e2e (a real one-node cluster on this machine)"; \
-	FALCO_PHANTOM_TOOLS_DIR=$$tools $(GO) test -tags e2e -v $(E2E_FLAGS) ./lab/e2e
-
-##@ Lab: a real one-node Kubernetes on this machine (root)
-
-.PHONY: hostlab-up
-hostlab-up: ## Start the hostlab with this checkout's images, and print its kubeconfig.
-	@tools=$$(bash lab/tools/build.sh) && $(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && \
-	$(BIN)/hostlab up --tools "$$tools" --lab-images --tag $(VERSION)
-
-.PHONY: hostlab-down
-hostlab-down: ## Stop the hostlab and remove everything it created (also after a crash).
-	@$(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && $(BIN)/hostlab down
-
-.PHONY: tools
-tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (see lab/tools/README.md).
-	bash lab/tools/build.sh
-
-.PHONY: test-short
-test-short: ## Run the quick tests only.
-	$(GO) test -short -count=1 ./...
+e2e: ## Run the end-to-end suite (test/e2e) on a fresh hostlab (root; see docs/development.md).
+	@if [ "$$(id -u)" = 0 ]; then tools=$$(bash build/tools/build.sh) || exit 1; else tools=; fi; \
+	echo "== e2e: go test -tags e2e ./test/e2e (a real one-node cluster on this machine)"; \
+	FALCO_PHANTOM_TOOLS_DIR=$$tools $(GO) test -tags e2e -v $(E2E_FLAGS) ./test/e2e
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
@@ -108,16 +85,47 @@ fuzz: ## Run each fuzz target for FUZZ_TIME (default 30s).
 	$(GO) test ./pkg/phantom -run '^$$' -fuzz '^FuzzAppendString$$' -fuzztime $(FUZZ_TIME)
 	$(GO) test ./mockphantom -run '^$$' -fuzz '^FuzzDecodeArtifactIn$$' -fuzztime $(FUZZ_TIME)
 
-.PHONY: bench
-bench: ## Run the micro-benchmarks and the end-to-end harness (lab/bench); prints numbers, gates nothing. Smaller: BENCH_FLAGS="-events 20000 -duration 5s".
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./lab/bench $(BENCH_FLAGS)
-
 .PHONY: lint
 lint: ## Check formatting and vet the code.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+
+##@ Lab (kind): the real Falco on a kind cluster, on a Linux machine with Docker
+
+.PHONY: lab
+lab: ## Create (or reuse) a kind cluster, install everything with the mock SOAR, run test-shell.
+	$(GO) run ./lab/cmd/lab up
+
+.PHONY: lab-down
+lab-down: ## Delete the kind lab cluster.
+	$(GO) run ./lab/cmd/lab down
+
+##@ Lab (hostlab): a real one-node Kubernetes on this machine, as root
+
+.PHONY: hostlab-up
+hostlab-up: ## Start the hostlab with this checkout's images, and print its kubeconfig.
+	@tools=$$(bash build/tools/build.sh) && $(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && \
+	$(BIN)/hostlab up --tools "$$tools" --lab-images --tag $(VERSION)
+
+.PHONY: hostlab-down
+hostlab-down: ## Stop the hostlab and remove everything it created (also after a crash).
+	@$(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && $(BIN)/hostlab down
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: ## Run the micro-benchmarks and the end-to-end harness (bench/); prints numbers, gates nothing. Smaller: BENCH_FLAGS="--events 20000 --duration 5s".
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./bench $(BENCH_FLAGS)
+
+##@ Housekeeping
+
+# help prints each "##@ Section" line as a heading and each "target: ## text"
+# line below it, in the order of this file.
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^##@ / {printf "\n%s\n", substr($$0, 5); next} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: clean
 clean: ## Remove build output.

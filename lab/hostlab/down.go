@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/poll"
 )
 
 // Down stops a lab and removes everything it created: pods first (so that
@@ -164,25 +166,20 @@ func deletePods(ctx context.Context, l layout, w io.Writer) error {
 	for _, p := range list.Items {
 		_ = kube.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 	}
-	deadline := time.Now().Add(podDeleteWait)
-	for {
+	err = poll.Until(ctx, podDeleteWait, 250*time.Millisecond, func(ctx context.Context) error {
 		list, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-		if err == nil && len(list.Items) == 0 {
-			return nil
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			n := -1
-			if list != nil {
-				n = len(list.Items)
-			}
-			return fmt.Errorf("%d pod(s) still there after %s (last error %v); ending their containers directly", n, podDeleteWait, err)
+		if n := len(list.Items); n > 0 {
+			return fmt.Errorf("%d pod(s) still there", n)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+		return nil
+	})
+	if errors.Is(err, poll.ErrTimeout) {
+		return fmt.Errorf("%w; ending their containers directly", err)
 	}
+	return err
 }
 
 // killContainers ends every container runc knows in the lab's runc root.

@@ -8,7 +8,7 @@
 //
 // It needs root, the Debian packages containerd, runc,
 // containernetworking-plugins, iptables, conntrack and busybox-static, and
-// the Kubernetes binaries built by lab/tools/build.sh. Check lists what is
+// the Kubernetes binaries built by build/tools/build.sh. Check lists what is
 // missing.
 //
 // Everything the lab creates on disk lives below one folder (Config.Dir);
@@ -65,7 +65,7 @@ type Config struct {
 	// Dir holds everything of the lab; default DefaultDir.
 	Dir string
 	// ToolsDir holds kube-apiserver, kubelet, kube-controller-manager,
-	// kube-scheduler, kube-proxy, etcd and coredns (lab/tools/build.sh
+	// kube-scheduler, kube-proxy, etcd and coredns (build/tools/build.sh
 	// prints it). Down needs it only for "kube-proxy --cleanup".
 	ToolsDir string
 	// NodeIP is the node's address: default the first global IPv4
@@ -88,7 +88,7 @@ type Config struct {
 	Busybox string
 	// AuditPolicy, when set, is an audit policy (audit.k8s.io/v1 YAML):
 	// the API server then writes its audit log to Cluster.AuditLog, for
-	// tools that follow it (lab/falcostandin does).
+	// tools that follow it (test/standin/falco does).
 	AuditPolicy string
 	// Timeout bounds each wait of Up (default 3 minutes).
 	Timeout time.Duration

@@ -24,7 +24,7 @@ import (
 
 // These tests never touch the machine's network, mounts or processes
 // beyond a child of their own: Up and Down are tested on a real lab by
-// the end-to-end suite (lab/e2e).
+// the end-to-end suite (test/e2e).
 
 func testSettings(t *testing.T) settings {
 	t.Helper()
@@ -288,7 +288,7 @@ func TestCheckNamesTheFix(t *testing.T) {
 	t.Parallel()
 	s := Config{Dir: t.TempDir(), ToolsDir: t.TempDir(), Busybox: filepath.Join(t.TempDir(), "busybox"), NodeIP: "192.0.2.7"}.resolve()
 	problems := strings.Join(check(s), "\n")
-	for _, want := range []string{"bash lab/tools/build.sh", "apt-get install busybox-static"} {
+	for _, want := range []string{"bash build/tools/build.sh", "apt-get install busybox-static"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("problems lack %q:\n%s", want, problems)
 		}

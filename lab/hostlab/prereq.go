@@ -71,7 +71,7 @@ func check(s settings) []string {
 		if where == "" {
 			where = "(no tools folder given)"
 		}
-		add("Kubernetes binaries missing in %s: %s: build them with: bash lab/tools/build.sh", where, strings.Join(missing, ", "))
+		add("Kubernetes binaries missing in %s: %s: build them with: bash build/tools/build.sh", where, strings.Join(missing, ", "))
 	}
 	if s.NodeIP == "" {
 		add("no node address: no interface with a global IPv4 address is up; give one with --node-ip")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/poll"
 )
 
 // daemon is one long-running process of the lab.
@@ -170,15 +172,16 @@ func stopPID(ctx context.Context, r pidRecord, grace time.Duration) error {
 	return fmt.Errorf("still running 10s after SIGKILL (state %s)", procState(r.PID))
 }
 
+// waitGone waits up to d for the recorded process to be gone, and reports
+// whether it is.
 func waitGone(ctx context.Context, r pidRecord, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for r.alive() {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return !r.alive()
+	err := poll.Until(ctx, d, 50*time.Millisecond, func(context.Context) error {
+		if r.alive() {
+			return errors.New("still running")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
+		return nil
+	})
+	return err == nil || !r.alive()
 }
 
 // recordedNames lists the daemons that have a pid file.

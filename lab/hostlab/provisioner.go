@@ -3,7 +3,6 @@ package hostlab
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,7 +62,7 @@ func RunHelper(args []string) int {
 }
 
 func runProvisioner(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("provisioner", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("provisioner", pflag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "admin kubeconfig")
 	dir := fs.String("dir", "", "folder of the volumes")
 	if err := fs.Parse(args); err != nil {

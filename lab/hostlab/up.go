@@ -40,18 +40,56 @@ type Cluster struct {
 // Up brings up a one-node cluster. It first removes whatever a previous
 // lab left in the same folder, so it also recovers from a crash. When Up
 // fails, what it started keeps running for inspection (logs in
-// Dir/logs); Down removes it.
+// Dir/logs); Down removes it. Progress goes to Config.Log, a line per
+// step and per wait (what it waited for, how long); an error names the
+// step that failed.
 func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	begin := time.Now()
+	u, err := prepare(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &stepRunner{l: u.l, w: cfg.Log, timeout: cfg.Timeout}
+	if r.timeout <= 0 {
+		r.timeout = 3 * time.Minute
+	}
+	if err := r.run(ctx, u.steps(cfg.Images)); err != nil {
+		return nil, err
+	}
+	logf(cfg.Log, "hostlab: cluster up in %s; kubeconfig %s", time.Since(begin).Round(100*time.Millisecond), u.l.kubeconfig("admin"))
+	return newCluster(u.s, u.restCfg, u.kube), nil
+}
+
+func newCluster(s settings, cfg *rest.Config, kube kubernetes.Interface) *Cluster {
+	l := s.layout()
+	c := &Cluster{
+		Dir: s.Dir, Kubeconfig: l.kubeconfig("admin"), Config: cfg, Kube: kube,
+		NodeName: s.NodeName, NodeIP: s.NodeIP, DNSIP: s.gatewayIP().String(), settings: s,
+	}
+	if s.Audit {
+		c.AuditLog = l.auditLog()
+	}
+	return c
+}
+
+// upper is what the steps of Up share: the lab's settings and folder, its
+// daemons and a client of its API server.
+type upper struct {
+	l       layout
+	s       settings
+	ds      map[string]daemon
+	restCfg *rest.Config
+	kube    kubernetes.Interface
+}
+
+// prepare checks the machine, removes the previous lab and writes the
+// lab folder: certificates, configuration, the helper program, the
+// network. Nothing runs yet.
+func prepare(ctx context.Context, cfg Config) (*upper, error) {
 	s := cfg.resolve()
 	if problems := check(s); len(problems) > 0 {
 		return nil, &PrerequisiteError{Problems: problems}
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 3 * time.Minute
-	}
-	w := cfg.Log
 	if err := Down(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("clean up the previous lab in %s: %w", s.Dir, err)
 	}
@@ -67,7 +105,7 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := saveSettings(s); err != nil {
 		return nil, err
 	}
-	logf(w, "hostlab: node %s at %s, pods %s, services %s, lab folder %s", s.NodeName, s.NodeIP, s.PodCIDR, s.ServiceCIDR, s.Dir)
+	logf(cfg.Log, "hostlab: node %s at %s, pods %s, services %s, lab folder %s", s.NodeName, s.NodeIP, s.PodCIDR, s.ServiceCIDR, s.Dir)
 	if err := writePKI(l, s); err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
@@ -81,171 +119,102 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := setupNetwork(ctx, l, s); err != nil {
 		return nil, err
 	}
-	ds := daemons(l, s, helper)
-	u := &upper{l: l, s: s, w: w, timeout: timeout, ds: ds}
-
-	etcd, err := u.start("etcd")
-	if err != nil {
+	u := &upper{l: l, s: s, ds: daemons(l, s, helper)}
+	if u.restCfg, err = clientcmd.BuildConfigFromFlags("", l.kubeconfig("admin")); err != nil {
 		return nil, err
 	}
-	if err := u.wait(ctx, etcd, "etcd to be healthy", func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/health", s.EtcdPort))
-	}); err != nil {
+	u.restCfg.QPS, u.restCfg.Burst = 50, 100
+	u.restCfg.WarningHandler = rest.NoWarnings{}
+	if u.kube, err = kubernetes.NewForConfig(u.restCfg); err != nil {
 		return nil, err
 	}
-	api, err := u.start("kube-apiserver")
-	if err != nil {
-		return nil, err
-	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig("admin"))
-	if err != nil {
-		return nil, err
-	}
-	restCfg.QPS, restCfg.Burst = 50, 100
-	restCfg.WarningHandler = rest.NoWarnings{}
-	kube, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := u.wait(ctx, api, "the API server to be ready", func(ctx context.Context) error {
-		return kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
-	}); err != nil {
-		return nil, err
-	}
-	for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
-		if _, err := u.start(name); err != nil {
-			return nil, err
-		}
-	}
-	ctrd, err := u.start("containerd")
-	if err != nil {
-		return nil, err
-	}
-	if err := u.wait(ctx, ctrd, "containerd to answer", func(ctx context.Context) error {
-		return exec.CommandContext(ctx, "ctr", "--address", l.containerdSock(), "version").Run()
-	}); err != nil {
-		return nil, err
-	}
-	pause, err := writePauseImage(ctx, l, s)
-	if err != nil {
-		return nil, fmt.Errorf("pause image: %w", err)
-	}
-	logf(w, "hostlab: importing %d image archive(s) into the node's containerd", 1+len(cfg.Images))
-	if err := importImages(ctx, l, append([]string{pause}, cfg.Images...)...); err != nil {
-		return nil, err
-	}
-	dns, err := u.start("coredns")
-	if err != nil {
-		return nil, err
-	}
-	if err := u.wait(ctx, dns, "CoreDNS to be ready", func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/ready", corednsReadyPort))
-	}); err != nil {
-		return nil, err
-	}
-	kubelet, err := u.start("kubelet")
-	if err != nil {
-		return nil, err
-	}
-	if err := u.wait(ctx, kubelet, "node "+s.NodeName+" to be Ready", func(ctx context.Context) error {
-		return nodeReady(ctx, kube, s.NodeName)
-	}); err != nil {
-		return nil, err
-	}
-	proxy, err := u.start("kube-proxy")
-	if err != nil {
-		return nil, err
-	}
-	if err := u.wait(ctx, proxy, "kube-proxy to be healthy", func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", proxyHealthzPort))
-	}); err != nil {
-		return nil, err
-	}
-	if _, err := kube.StorageV1().StorageClasses().Create(ctx, storageClass(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create StorageClass %s: %w", StorageClass, err)
-	}
-	if _, err := u.start("provisioner"); err != nil {
-		return nil, err
-	}
-	// Pods need the namespace's default ServiceAccount, which the
-	// controller manager creates: wait for it, so that the first pods a
-	// caller creates are not refused.
-	if err := u.wait(ctx, nil, "the controller manager to create ServiceAccount default/default", func(ctx context.Context) error {
-		_, err := kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	logf(w, "hostlab: cluster up in %s; kubeconfig %s", time.Since(begin).Round(100*time.Millisecond), l.kubeconfig("admin"))
-	return newCluster(s, restCfg, kube), nil
+	return u, nil
 }
 
-func newCluster(s settings, cfg *rest.Config, kube kubernetes.Interface) *Cluster {
-	l := s.layout()
-	c := &Cluster{
-		Dir: s.Dir, Kubeconfig: l.kubeconfig("admin"), Config: cfg, Kube: kube,
-		NodeName: s.NodeName, NodeIP: s.NodeIP, DNSIP: s.gatewayIP().String(), settings: s,
+// steps are the steps of Up, in order: the control plane, containerd and
+// the images, then what runs pods.
+func (u *upper) steps(archives []string) []step {
+	s := u.s
+	return []step{
+		u.daemon("etcd", "etcd to be healthy", func(ctx context.Context) error {
+			return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/health", s.EtcdPort))
+		}),
+		u.daemon("kube-apiserver", "the API server to be ready", func(ctx context.Context) error {
+			return u.kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+		}),
+		u.daemon("kube-controller-manager", "", nil),
+		u.daemon("kube-scheduler", "", nil),
+		u.daemon("containerd", "containerd to answer", func(ctx context.Context) error {
+			return exec.CommandContext(ctx, "ctr", "--address", u.l.containerdSock(), "version").Run()
+		}),
+		{
+			name:  "images",
+			doing: fmt.Sprintf("importing %d image archive(s) into the node's containerd", 1+len(archives)),
+			start: func(ctx context.Context) (*started, error) { return nil, u.importImages(ctx, archives) },
+		},
+		u.daemon("coredns", "CoreDNS to be ready", func(ctx context.Context) error {
+			return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/ready", corednsReadyPort))
+		}),
+		u.daemon("kubelet", "node "+s.NodeName+" to be Ready", func(ctx context.Context) error {
+			return nodeReady(ctx, u.kube, s.NodeName)
+		}),
+		u.daemon("kube-proxy", "kube-proxy to be healthy", func(ctx context.Context) error {
+			return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", proxyHealthzPort))
+		}),
+		{
+			name:  "StorageClass",
+			doing: "creating StorageClass " + StorageClass,
+			start: func(ctx context.Context) (*started, error) { return nil, u.createStorageClass(ctx) },
+		},
+		u.daemon("provisioner", "", nil),
+		// Pods need the namespace's default ServiceAccount, which the
+		// controller manager creates: wait for it, so that the first pods
+		// a caller creates are not refused.
+		{
+			name:    "ServiceAccount",
+			waitFor: "the controller manager to create ServiceAccount default/default",
+			ready: func(ctx context.Context) error {
+				_, err := u.kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+				return err
+			},
+		},
 	}
-	if s.Audit {
-		c.AuditLog = l.auditLog()
-	}
-	return c
 }
 
-// upper starts the lab's daemons and waits for them.
-type upper struct {
-	l       layout
-	s       settings
-	w       io.Writer
-	timeout time.Duration
-	ds      map[string]daemon
-}
-
-func (u *upper) start(name string) (*started, error) {
-	d, ok := u.ds[name]
-	if !ok {
-		return nil, fmt.Errorf("no daemon %s", name)
-	}
-	logf(u.w, "hostlab: starting %s", name)
-	return start(u.l, d)
-}
-
-// wait polls check until it succeeds. It fails at once when the daemon
-// proc exits, with the end of its log, and after the timeout with check's
-// last error.
-func (u *upper) wait(ctx context.Context, proc *started, what string, check func(context.Context) error) error {
-	begin := time.Now()
-	deadline := begin.Add(u.timeout)
-	var last error
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		last = check(cctx)
-		cancel()
-		if last == nil {
-			logf(u.w, "hostlab:   ok after %s: %s", time.Since(begin).Round(10*time.Millisecond), what)
-			return nil
-		}
-		if proc != nil {
-			select {
-			case <-proc.exited:
-				return fmt.Errorf("%s exited (%v) while waiting for %s; end of %s:\n%s",
-					proc.name, proc.err, what, u.l.log(proc.name), logTail(u.l, proc.name, 25))
-			default:
+// daemon is the step that starts the daemon name and, when ready is not
+// nil, waits until ready says it works.
+func (u *upper) daemon(name, waitFor string, ready func(context.Context) error) step {
+	return step{
+		name:  name,
+		doing: "starting " + name,
+		start: func(context.Context) (*started, error) {
+			d, ok := u.ds[name]
+			if !ok {
+				return nil, fmt.Errorf("no daemon %s", name)
 			}
-		}
-		if time.Now().After(deadline) {
-			err := fmt.Errorf("timed out after %s waiting for %s: %v", u.timeout, what, last)
-			if proc != nil {
-				err = fmt.Errorf("%w; end of %s:\n%s", err, u.l.log(proc.name), logTail(u.l, proc.name, 25))
-			}
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
+			return start(u.l, d)
+		},
+		waitFor: waitFor,
+		ready:   ready,
 	}
+}
+
+// importImages builds the pause image and imports it and archives into
+// the node's containerd.
+func (u *upper) importImages(ctx context.Context, archives []string) error {
+	pause, err := writePauseImage(ctx, u.l, u.s)
+	if err != nil {
+		return fmt.Errorf("pause image: %w", err)
+	}
+	return importImages(ctx, u.l, append([]string{pause}, archives...)...)
+}
+
+func (u *upper) createStorageClass(ctx context.Context) error {
+	_, err := u.kube.StorageV1().StorageClasses().Create(ctx, storageClass(), metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create StorageClass %s: %w", StorageClass, err)
+	}
+	return nil
 }
 
 func httpOK(ctx context.Context, c *http.Client, url string) error {

@@ -19,10 +19,10 @@ import (
 // pause image. Like the project's images, each is one layer around static
 // binaries, built without Docker.
 const (
-	NATSServerRepo   = "falco-phantom/nats-server"
-	FalcoStandinRepo = "falco-phantom/falco-standin"
-	ShellRepo        = "falco-phantom/shell"
-	PauseRepo        = "falco-phantom/pause"
+	NATSServerRepo           = "falco-phantom/nats-server"
+	FalcosidekickStandinRepo = "falco-phantom/falcosidekick-standin"
+	ShellRepo                = "falco-phantom/shell"
+	PauseRepo                = "falco-phantom/pause"
 	// NATSServerModule is the Go module whose root package is nats-server.
 	NATSServerModule = "github.com/nats-io/nats-server/v2"
 )
@@ -43,18 +43,18 @@ func NATSServer(ref string, binary []byte, arch string) Spec {
 	}
 }
 
-// FalcoStandin is the image of lab/cmd/falco-standin, which stands in for
-// falcosidekick where Falco cannot run.
-func FalcoStandin(ref string, binary []byte, arch string) Spec {
+// FalcosidekickStandin is the image of test/standin/falcosidekick, which
+// stands in for falcosidekick where Falco cannot run.
+func FalcosidekickStandin(ref string, binary []byte, arch string) Spec {
 	return Spec{
 		Ref:        ref,
-		Files:      append(BaseFiles(), File{Path: "/usr/local/bin/falco-standin", Data: binary, Mode: 0o755}),
-		Entrypoint: []string{"/usr/local/bin/falco-standin"},
+		Files:      append(BaseFiles(), File{Path: "/usr/local/bin/falcosidekick-standin", Data: binary, Mode: 0o755}),
+		Entrypoint: []string{"/usr/local/bin/falcosidekick-standin"},
 		User:       fmt.Sprintf("%d:%d", NonRoot, NonRoot),
 		Ports:      []string{"2801/tcp"},
 		Arch:       arch,
 		Labels: map[string]string{
-			"org.opencontainers.image.title":  "falco-standin",
+			"org.opencontainers.image.title":  "falcosidekick-standin",
 			"org.opencontainers.image.source": "https://" + module,
 		},
 	}
@@ -121,10 +121,10 @@ func ReadBusybox(ctx context.Context, path string) (binary []byte, applets []str
 }
 
 // References of the lab's own images, as the stand-in charts in
-// testdata/charts use them.
+// test/standin/charts use them.
 var (
-	ShellRef        = Ref(DefaultRegistry, ShellRepo, "lab")
-	FalcoStandinRef = Ref(DefaultRegistry, FalcoStandinRepo, "lab")
+	ShellRef                = Ref(DefaultRegistry, ShellRepo, "lab")
+	FalcosidekickStandinRef = Ref(DefaultRegistry, FalcosidekickStandinRepo, "lab")
 )
 
 // NATSServerRef is the reference of the NATS server image: its tag is the
@@ -150,7 +150,7 @@ type LabOptions struct {
 // Lab builds every image a lab cluster runs the pipeline with, by
 // reference: this project's forwarder and mock SOAR (exactly as Project
 // builds them for users), a NATS server built from the nats-server module
-// this module requires, the falcosidekick stand-in (lab/cmd/falco-standin)
+// this module requires, the falcosidekick stand-in (test/standin/falcosidekick)
 // and the shell image.
 func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	if o.Arch == "" {
@@ -178,7 +178,7 @@ func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	standinBin, err := GoBuild(ctx, o.ModuleDir, "./lab/cmd/falco-standin", o.Arch, o.Tag)
+	standinBin, err := GoBuild(ctx, o.ModuleDir, "./test/standin/falcosidekick", o.Arch, o.Tag)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	}
 	for _, spec := range []Spec{
 		NATSServer(NATSServerRef(natsVersion), natsBin, o.Arch),
-		FalcoStandin(FalcoStandinRef, standinBin, o.Arch),
+		FalcosidekickStandin(FalcosidekickStandinRef, standinBin, o.Arch),
 		Shell(ShellRef, busybox, applets, o.Arch),
 	} {
 		img, err := Build(spec)

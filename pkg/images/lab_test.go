@@ -27,7 +27,7 @@ func TestStandinChartsUseTheLabImages(t *testing.T) {
 			Image struct{ Registry, Repository, Tag string } `json:"image"`
 		} `json:"container"`
 	}
-	readValues(t, filepath.Join(root, "testdata", "charts", "nats-standin", "values.yaml"), &nats)
+	readValues(t, filepath.Join(root, "test", "standin", "charts", "nats", "values.yaml"), &nats)
 	img := nats.Container.Image
 	if got, want := images.Ref(img.Registry, img.Repository, img.Tag), images.NATSServerRef(version); got != want {
 		t.Errorf("nats-standin runs %s, want %s (the nats-server version go.mod requires)", got, want)
@@ -38,9 +38,9 @@ func TestStandinChartsUseTheLabImages(t *testing.T) {
 			SidekickImage string `json:"sidekickImage"`
 		} `json:"standin"`
 	}
-	readValues(t, filepath.Join(root, "testdata", "charts", "falco-standin", "values.yaml"), &falco)
-	if falco.Standin.Image != images.ShellRef || falco.Standin.SidekickImage != images.FalcoStandinRef {
-		t.Errorf("falco-standin runs %s and %s, want %s and %s", falco.Standin.Image, falco.Standin.SidekickImage, images.ShellRef, images.FalcoStandinRef)
+	readValues(t, filepath.Join(root, "test", "standin", "charts", "falco", "values.yaml"), &falco)
+	if falco.Standin.Image != images.ShellRef || falco.Standin.SidekickImage != images.FalcosidekickStandinRef {
+		t.Errorf("falco-standin runs %s and %s, want %s and %s", falco.Standin.Image, falco.Standin.SidekickImage, images.ShellRef, images.FalcosidekickStandinRef)
 	}
 }
 

@@ -9,24 +9,17 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
 )
 
 func main() {
+	// The lab re-executes this program as its helper processes (the
+	// storage provisioner): that is not a command line.
 	if hostlab.IsHelper() {
 		os.Exit(hostlab.RunHelper(os.Args[1:]))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "hostlab:", err)
-		os.Exit(1)
-	}
+	cmdmain.Main(Run)
 }

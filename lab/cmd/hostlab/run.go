@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,10 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 )
@@ -36,89 +38,142 @@ Run "hostlab COMMAND -h" for the flags of a command.
 // lockWait is how long a command waits for another program using the lab.
 const lockWait = 20 * time.Minute
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
-		return nil
+// Run runs the command with args (without the program name).
+func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
+	return cmdmain.Execute(ctx, newCommand(streams, getenv), args)
+}
+
+// options are the flags every subcommand takes.
+type options struct {
+	cfg      hostlab.Config
+	toolsDir string
+}
+
+func newCommand(streams genericiooptions.IOStreams, getenv func(string) string) *cobra.Command {
+	o := &options{cfg: hostlab.Config{Log: streams.ErrOut}}
+	root := &cobra.Command{
+		Use:               "hostlab",
+		Short:             "A real single-node Kubernetes cluster on this machine",
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("hostlab "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := hostlab.Config{Log: stderr}
-	fs.StringVar(&cfg.Dir, "dir", hostlab.DefaultDir, "lab folder: everything of the lab lives there")
-	toolsDir := fs.String("tools", getenv("FALCO_PHANTOM_TOOLS_DIR"), "folder of the Kubernetes binaries (default: built by lab/tools/build.sh) [FALCO_PHANTOM_TOOLS_DIR]")
-	switch cmd {
-	case "up":
-		fs.StringVar(&cfg.NodeIP, "node-ip", "", "node address (default: the first global IPv4 address)")
-		imageArchives := stringList{}
-		fs.Var(&imageArchives, "image", "image archive to import (repeatable)")
-		labImages := fs.Bool("lab-images", false, "build and import the pipeline's images (forwarder, mock SOAR, NATS, falcosidekick stand-in, shell) from this checkout")
-		tag := fs.String("tag", "dev", "tag of the forwarder and mock SOAR images built with --lab-images")
-		fs.DurationVar(&cfg.Timeout, "timeout", 3*time.Minute, "how long to wait for each component")
-		auditPolicy := fs.String("audit-policy", "", "audit policy file: the API server then writes DIR/logs/audit.log")
-		if err := fs.Parse(args); err != nil {
-			return err
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	// The root's help is the list of commands above; a command's help is
+	// cobra's, with its flags.
+	commandHelp := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if c != root {
+			commandHelp(c, args)
+			return
 		}
-		if *auditPolicy != "" {
-			b, err := os.ReadFile(*auditPolicy)
-			if err != nil {
-				return fmt.Errorf("--audit-policy: %w", err)
+		fmt.Fprint(c.OutOrStdout(), usage)
+	})
+	f := root.PersistentFlags()
+	f.StringVar(&o.cfg.Dir, "dir", hostlab.DefaultDir, "lab folder: everything of the lab lives there")
+	f.StringVar(&o.toolsDir, "tools", getenv("FALCO_PHANTOM_TOOLS_DIR"), "folder of the Kubernetes binaries (default: built by build/tools/build.sh) [FALCO_PHANTOM_TOOLS_DIR]")
+	root.AddCommand(
+		newUpCommand(o, streams),
+		&cobra.Command{
+			Use:   "down",
+			Short: "Stop the lab and remove everything it created (also after a crash)",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return o.down(cmd.Context(), streams.Out) },
+		},
+		&cobra.Command{
+			Use:   "status",
+			Short: "Show the lab's processes and its node",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return status(cmd.Context(), o.cfg, streams.Out) },
+		},
+		&cobra.Command{
+			Use:   "check",
+			Short: "List what this machine lacks to run the lab",
+			Args:  cobra.NoArgs,
+			RunE:  func(cmd *cobra.Command, _ []string) error { return o.check(cmd.Context(), streams) },
+		},
+		&cobra.Command{
+			Use:   "import ARCHIVE...",
+			Short: "Load image archives (docker-archive tarballs) into the node's containerd",
+			RunE: func(cmd *cobra.Command, archives []string) error {
+				c, err := hostlab.Load(cmd.Context(), o.cfg)
+				if err != nil {
+					return err
+				}
+				return c.ImportImages(cmd.Context(), archives...)
+			},
+		},
+	)
+	return root
+}
+
+// upOptions are the flags of hostlab up.
+type upOptions struct {
+	images      []string
+	labImages   bool
+	tag         string
+	auditPolicy string
+}
+
+func newUpCommand(o *options, streams genericiooptions.IOStreams) *cobra.Command {
+	var u upOptions
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the lab, after removing what a previous lab left, and print how to use it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if u.auditPolicy != "" {
+				b, err := os.ReadFile(u.auditPolicy)
+				if err != nil {
+					return fmt.Errorf("--audit-policy: %w", err)
+				}
+				o.cfg.AuditPolicy = string(b)
 			}
-			cfg.AuditPolicy = string(b)
-		}
-		dir, err := tools(ctx, *toolsDir, stderr)
-		if err != nil {
-			return err
-		}
-		cfg.ToolsDir = dir
-		cfg.Images = imageArchives
-		return up(ctx, cfg, *labImages, *tag, stdout, stderr)
-	case "down":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		// Down finds the tools the lab ran with in its folder; building
-		// them here could take half an hour.
-		cfg.ToolsDir = *toolsDir
-		release, err := hostlab.Lock(ctx, cfg.Dir, lockWait, stderr)
-		if err != nil {
-			return err
-		}
-		defer release()
-		if err := hostlab.Down(ctx, cfg); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, "hostlab: down; nothing of it is left but its logs in", filepath.Join(cfg.Dir, "logs"))
-		return nil
-	case "status":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		return status(ctx, cfg, stdout)
-	case "check":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		cfg.ToolsDir, _ = tools(ctx, *toolsDir, stderr)
-		problems := hostlab.Check(cfg)
-		if len(problems) > 0 {
-			return &hostlab.PrerequisiteError{Problems: problems}
-		}
-		fmt.Fprintln(stdout, "hostlab: this machine can run the lab")
-		return nil
-	case "import":
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		c, err := hostlab.Load(ctx, cfg)
-		if err != nil {
-			return err
-		}
-		return c.ImportImages(ctx, fs.Args()...)
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+			dir, err := tools(cmd.Context(), o.toolsDir, streams.ErrOut)
+			if err != nil {
+				return err
+			}
+			o.cfg.ToolsDir = dir
+			o.cfg.Images = u.images
+			return up(cmd.Context(), o.cfg, u.labImages, u.tag, streams.Out, streams.ErrOut)
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&o.cfg.NodeIP, "node-ip", "", "node address (default: the first global IPv4 address)")
+	f.StringArrayVar(&u.images, "image", nil, "image archive to import (repeatable)")
+	f.BoolVar(&u.labImages, "lab-images", false, "build and import the pipeline's images (forwarder, mock SOAR, NATS, falcosidekick stand-in, shell) from this checkout")
+	f.StringVar(&u.tag, "tag", "dev", "tag of the forwarder and mock SOAR images built with --lab-images")
+	f.DurationVar(&o.cfg.Timeout, "timeout", 3*time.Minute, "how long to wait for each component")
+	f.StringVar(&u.auditPolicy, "audit-policy", "", "audit policy file: the API server then writes DIR/logs/audit.log")
+	return cmd
+}
+
+func (o *options) down(ctx context.Context, stdout io.Writer) error {
+	// Down finds the tools the lab ran with in its folder; building them
+	// here could take half an hour.
+	cfg := o.cfg
+	cfg.ToolsDir = o.toolsDir
+	release, err := hostlab.Lock(ctx, cfg.Dir, lockWait, cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := hostlab.Down(ctx, cfg); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "hostlab: down; nothing of it is left but its logs in", filepath.Join(cfg.Dir, "logs"))
+	return nil
+}
+
+func (o *options) check(ctx context.Context, streams genericiooptions.IOStreams) error {
+	cfg := o.cfg
+	cfg.ToolsDir, _ = tools(ctx, o.toolsDir, streams.ErrOut)
+	if problems := hostlab.Check(cfg); len(problems) > 0 {
+		return &hostlab.PrerequisiteError{Problems: problems}
+	}
+	fmt.Fprintln(streams.Out, "hostlab: this machine can run the lab")
+	return nil
 }
 
 func up(ctx context.Context, cfg hostlab.Config, labImages bool, tag string, stdout, stderr io.Writer) error {
@@ -151,7 +206,7 @@ func up(ctx context.Context, cfg hostlab.Config, labImages bool, tag string, std
 		fmt.Fprintf(stdout, `
   # the pipeline, with this checkout's images and the stand-in charts:
   go run ./cmd/kubectl-falco_phantom install --mock-phantom --image-tag %s \
-      --nats-chart testdata/charts/nats-standin --falco-chart testdata/charts/falco-standin
+      --nats-chart test/standin/charts/nats --falco-chart test/standin/charts/falco
 `, tag)
 	}
 	fmt.Fprintf(stdout, `
@@ -214,14 +269,14 @@ func status(ctx context.Context, cfg hostlab.Config, stdout io.Writer) error {
 }
 
 // tools returns the folder of the Kubernetes binaries: the one given, or
-// the one lab/tools/build.sh builds (when run from the checkout).
+// the one build/tools/build.sh builds (when run from the checkout).
 func tools(ctx context.Context, dir string, stderr io.Writer) (string, error) {
 	if dir != "" {
 		return dir, nil
 	}
-	script := filepath.Join("lab", "tools", "build.sh")
+	script := filepath.Join("build", "tools", "build.sh")
 	if _, err := os.Stat(script); err != nil {
-		return "", errors.New("no tools folder: give --tools DIR (lab/tools/build.sh prints it), or run hostlab from the checkout's root")
+		return "", errors.New("no tools folder: give --tools DIR (build/tools/build.sh prints it), or run hostlab from the checkout's root")
 	}
 	cmd := exec.CommandContext(ctx, "bash", script)
 	cmd.Stderr = stderr
@@ -231,14 +286,4 @@ func tools(ctx context.Context, dir string, stderr io.Writer) (string, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], nil
-}
-
-// stringList is a repeatable flag.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
 }

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 func TestCommands(t *testing.T) {
@@ -19,10 +20,11 @@ func TestCommands(t *testing.T) {
 		{[]string{"frobnicate"}, "", `unknown command "frobnicate"`},
 		{[]string{"status", "--dir", dir}, "", "no lab in " + dir},
 		{[]string{"import", "--dir", dir, "images.tar"}, "", "no lab in " + dir},
-		{[]string{"up", "--bogus"}, "", "flag provided but not defined"},
+		{[]string{"up", "--bogus"}, "", "unknown flag: --bogus"},
+		{[]string{"up", "-h"}, "--lab-images", ""},
 	} {
-		var out, errOut bytes.Buffer
-		err := run(context.Background(), tt.args, &out, &errOut, func(string) string { return "" })
+		streams, _, out, _ := genericiooptions.NewTestIOStreams()
+		err := Run(context.Background(), tt.args, streams, func(string) string { return "" })
 		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("hostlab %v: error %v, want %q", tt.args, err, tt.wantErr)
 		}

@@ -2,7 +2,7 @@ package plugin_test
 
 // Tests of install, status and uninstall against a real kube-apiserver and
 // etcd (envtest). The upstream NATS and Falco charts cannot be downloaded
-// here, so the stand-in charts in testdata/charts take their place; they
+// here, so the stand-in charts in test/standin/charts take their place; they
 // take the same values and create objects with the same names.
 
 import (
@@ -42,8 +42,8 @@ var (
 func TestMain(m *testing.M) { testkit.RunWithAPIServer(m, &apiServer, &noAPIWhy) }
 
 var (
-	natsStandin  = filepath.Join("..", "..", "..", "testdata", "charts", "nats-standin")
-	falcoStandin = filepath.Join("..", "..", "..", "testdata", "charts", "falco-standin")
+	natsStandin  = filepath.Join("..", "..", "..", "test", "standin", "charts", "nats")
+	falcoStandin = filepath.Join("..", "..", "..", "test", "standin", "charts", "falco")
 )
 
 // kubectl runs the plugin's command tree against the test API server.

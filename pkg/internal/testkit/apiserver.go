@@ -16,7 +16,7 @@ import (
 const EnvRequireAPIServer = "FALCO_PHANTOM_REQUIRE_ENVTEST"
 
 // APIServer is a real kube-apiserver with etcd, started by envtest from the
-// binaries in KUBEBUILDER_ASSETS (built by lab/tools/build.sh). There is
+// binaries in KUBEBUILDER_ASSETS (built by build/tools/build.sh). There is
 // no kubelet or controller manager: objects are stored and validated, but
 // no pod runs.
 type APIServer struct {

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"--events", "99"}, "--events and --single-events must be at least 100"},
+		{[]string{"--workers", "0"}, "--workers positive"},
+		{[]string{"--modes", "grouped,fast"}, `--modes: unknown mode "fast"`},
+		{[]string{"-events", "1000"}, "unknown shorthand flag"},
+		{[]string{"extra"}, "unknown command"},
+	} {
+		streams, _, _, _ := genericiooptions.NewTestIOStreams()
+		err := Run(t.Context(), tt.args, streams, func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("bench %v: error %v, want one containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
+
+func TestModes(t *testing.T) {
+	t.Parallel()
+	o := defaultOptions()
+	o.modes = "single, grouped"
+	modes, err := o.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mode{
+		{name: "grouping off", window: 0, perIncident: 1, events: 20_000},
+		{name: "grouping on", window: 5 * time.Minute, perIncident: 100, events: 100_000},
+	}
+	if len(modes) != len(want) || modes[0] != want[0] || modes[1] != want[1] {
+		t.Errorf("modes = %+v, want %+v", modes, want)
+	}
+}
+
+// The requests the mock SOAR limit sends must be the forwarder's: each
+// alert once, per batch one request per case, the first of a case
+// creating it.
+func TestForwarderRequests(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		n, perIncident, batch int
+		wantReqs              int
+	}{
+		// 10 incidents at a time, 100 alerts each: every batch of 500
+		// holds 50 alerts of each of 10 incidents.
+		{n: 2000, perIncident: 100, batch: 500, wantReqs: 40},
+		// a case per alert: a create request per alert.
+		{n: 300, perIncident: 1, batch: 100, wantReqs: 300},
+	} {
+		w := newWorkload(tt.n, tt.perIncident, time.Unix(0, 0))
+		reqs := forwarderRequests(w, tt.batch)
+		if len(reqs) != tt.wantReqs {
+			t.Errorf("n=%d per incident %d: %d requests, want %d", tt.n, tt.perIncident, len(reqs), tt.wantReqs)
+		}
+		seen := make([]bool, tt.n)
+		created := map[int]bool{}
+		for k, r := range reqs {
+			if r.create == created[r.incident] {
+				t.Fatalf("request %d (incident %d): create %v, but the case was created before: %v", k, r.incident, r.create, created[r.incident])
+			}
+			created[r.incident] = true
+			for _, i := range r.alerts {
+				if seen[i] || incidentOf(i, tt.perIncident) != r.incident {
+					t.Fatalf("request %d carries alert %d (incident %d, seen before %v), want each alert once with its incident %d",
+						k, i, incidentOf(i, tt.perIncident), seen[i], r.incident)
+				}
+				seen[i] = true
+			}
+		}
+		for i, ok := range seen {
+			if !ok {
+				t.Fatalf("alert %d is in no request", i)
+			}
+		}
+	}
+}
+
+func TestRecorderNotesStoredAlerts(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	status := http.StatusOK
+	// Like the mock, the handler reads the whole body, then answers.
+	h := rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(status)
+	}))
+	body := `[{"source_data_identifier":"falco-event-a"},{"source_data_identifier":"falco-event-b"}]`
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/rest/artifact", strings.NewReader(body)))
+	first := rec.times()
+	if len(first) != 2 || first["a"].IsZero() || first["b"].IsZero() {
+		t.Fatalf("times = %v, want a and b", first)
+	}
+	// A refused write stores nothing; a repeated one keeps the first time.
+	status = http.StatusBadRequest
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`"source_data_identifier":"falco-event-c"`)))
+	status = http.StatusOK
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", bytes.NewReader([]byte(body))))
+	if got := rec.times(); rec.count() != 2 || !got["a"].Equal(first["a"]) {
+		t.Errorf("times = %v after a refused and a repeated write, want %v", got, first)
+	}
+}
