@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
@@ -38,27 +37,6 @@ func ExitCode(err error) int {
 		return ec.ExitCode()
 	}
 	return 1
-}
-
-// Command is the one shape of a command: Complete fills its options from
-// the flags and arguments, Validate checks them, Run does the work.
-type Command interface {
-	Complete(cmd *cobra.Command, args []string) error
-	Validate() error
-	Run(ctx context.Context) error
-}
-
-// RunE runs c as a cobra command.
-func RunE(c Command) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := c.Complete(cmd, args); err != nil {
-			return err
-		}
-		if err := c.Validate(); err != nil {
-			return err
-		}
-		return c.Run(cmd.Context())
-	}
 }
 
 // Main runs run as the process and exits with its exit code; an error is

@@ -27,12 +27,7 @@ func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams,
 // ready, when set, is called once the server listens.
 func run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string,
 	ready func(*mockphantom.Running)) error {
-	cmd := newCommand(streams, getenv, ready)
-	if args == nil {
-		args = []string{} // cobra would read os.Args for nil
-	}
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, newCommand(streams, getenv, ready), args)
 }
 
 func newCommand(streams genericiooptions.IOStreams, getenv func(string) string, ready func(*mockphantom.Running)) *cobra.Command {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
@@ -24,11 +25,7 @@ import (
 // Run runs the forwarder command line with args (without the program name).
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
 	cmd := NewCommand(streams.Out, streams.ErrOut, getenv)
-	if args == nil {
-		args = []string{} // cobra would read os.Args instead
-	}
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, cmd, args)
 }
 
 type options struct {

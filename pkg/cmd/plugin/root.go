@@ -10,6 +10,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
@@ -23,11 +24,7 @@ import (
 // Run runs the plugin with args (without the program name).
 func Run(ctx context.Context, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
 	cmd := NewCommand(streams, getenv)
-	if args == nil {
-		args = []string{} // cobra would read os.Args instead
-	}
-	cmd.SetArgs(args)
-	return cmd.ExecuteContext(ctx)
+	return cmdmain.Execute(ctx, cmd, args)
 }
 
 // NewCommand returns the root command with every subcommand.
