@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/poll"
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/syncbuf"
 )
 
 // runtimeEnv are the Go runtime settings that pass through to the
@@ -24,8 +24,7 @@ var runtimeEnv = []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"}
 // fwProcess is a forwarder child process.
 type fwProcess struct {
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	mu   sync.Mutex
+	logs syncbuf.Buffer
 }
 
 // startForwarder runs the forwarder binary of h against NATS and the mock
@@ -46,8 +45,8 @@ func (h *harness) startForwarder(ctx context.Context, natsURL, soarURL string, m
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 	}
-	p := &fwProcess{cmd: cmd, logs: &bytes.Buffer{}}
-	cmd.Stdout, cmd.Stderr = p, p
+	p := &fwProcess{cmd: cmd}
+	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the forwarder: %w", err)
 	}
@@ -87,17 +86,7 @@ func ready(ctx context.Context, url string) error {
 	return nil
 }
 
-func (p *fwProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.Write(b)
-}
-
-func (p *fwProcess) logText() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
+func (p *fwProcess) logText() string { return p.logs.String() }
 
 // usage returns the forwarder's peak RSS and CPU time so far.
 func (p *fwProcess) usage() (rss int64, cpu time.Duration, err error) {

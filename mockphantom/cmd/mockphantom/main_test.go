@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,26 +14,9 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/syncbuf"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -128,7 +110,7 @@ func TestRunFlagErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			err := Run(t.Context(), tt.args, streams(&stdout, &stderr), envOf(tt.env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
@@ -139,7 +121,7 @@ func TestRunFlagErrors(t *testing.T) {
 
 func TestRunHelp(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	if err := Run(t.Context(), []string{"--help"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
 		t.Fatalf("Run --help = %v, want nil", err)
 	}
@@ -151,10 +133,10 @@ func TestRunHelp(t *testing.T) {
 }
 
 // startRun runs the command in the background and returns once it serves.
-func startRun(t *testing.T, args []string, env map[string]string) (*mockphantom.Running, *syncBuffer, func() error) {
+func startRun(t *testing.T, args []string, env map[string]string) (*mockphantom.Running, *syncbuf.Buffer, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	ready := make(chan *mockphantom.Running, 1)
 	done := make(chan error, 1)
 	go func() {

@@ -4,18 +4,17 @@
 package testkit
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/syncbuf"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
 
@@ -214,19 +213,4 @@ func WaitFor(t testing.TB, timeout time.Duration, check func() error) {
 
 // Buffer is a bytes.Buffer safe for one writer and concurrent readers,
 // for reading logs while they are written.
-type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *Buffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *Buffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type Buffer = syncbuf.Buffer
