@@ -2,8 +2,11 @@ package cmdmain
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
 // Execute runs the cobra command tree cmd with args until ctx ends: the
@@ -35,4 +38,18 @@ func RunE(c Command) func(*cobra.Command, []string) error {
 		}
 		return c.Run(cmd.Context())
 	}
+}
+
+// SetVersion gives cmd a --version flag that prints "name version (go,
+// platform)", the same line as every binary's version command.
+func SetVersion(cmd *cobra.Command, name string) {
+	v := version.Get()
+	cmd.Version = v.Version
+	cmd.SetVersionTemplate(VersionLine(name) + "\n")
+}
+
+// VersionLine is "name version (go, platform)".
+func VersionLine(name string) string {
+	v := version.Get()
+	return fmt.Sprintf("%s %s (%s, %s)", name, v.Version, v.GoVersion, v.Platform)
 }

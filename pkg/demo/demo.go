@@ -44,6 +44,8 @@ type Options struct {
 	Timeout time.Duration
 	// Serve keeps everything running after the first case, until ctx ends.
 	Serve bool
+	// Scenario, when set, is published after the first case (see Scenario).
+	Scenario string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
 }
@@ -60,6 +62,9 @@ type Result struct {
 	CaseID       int64         `json:"caseID"`
 	ArtifactID   int64         `json:"artifactID"`
 	Latency      time.Duration `json:"latencyNanoseconds"`
+	// Scenario and ScenarioAlerts say what was published after the case.
+	Scenario       string `json:"scenario,omitempty"`
+	ScenarioAlerts int    `json:"scenarioAlerts,omitempty"`
 }
 
 // Run runs the demo. With Serve it returns when ctx ends (the Result is
@@ -76,7 +81,11 @@ func Run(ctx context.Context, o Options, onReady func(*Result)) (*Result, error)
 		r.o.SOARListen = "127.0.0.1:0"
 	}
 	defer r.stop()
-	for _, step := range []func(context.Context) error{r.prepare, r.startNATS, r.startSOAR, r.startForwarder, r.publish, r.waitForCase} {
+	steps := []func(context.Context) error{r.prepare, r.startNATS, r.startSOAR, r.startForwarder, r.publish, r.waitForCase}
+	if o.Scenario != "" {
+		steps = append(steps, r.publishScenario)
+	}
+	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return nil, err
 		}
@@ -209,6 +218,35 @@ func (r *run) publish(context.Context) error {
 	return Publish(nc, r.ev)
 }
 
+// publishScenario publishes the scenario's alerts, as falcosidekick does.
+func (r *run) publishScenario(context.Context) error {
+	events, err := Scenario(r.o.Scenario, time.Now().UTC().Add(-30*time.Second))
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(r.res.NATSURL, nats.Name("falco-phantom-demo"))
+	if err != nil {
+		return forwarder.ConnectError(r.res.NATSURL, err)
+	}
+	defer nc.Close()
+	for _, ev := range events {
+		if err := Publish(nc, ev); err != nil {
+			return err
+		}
+	}
+	r.res.Scenario, r.res.ScenarioAlerts = r.o.Scenario, len(events)
+	r.step("published the %q scenario: %d alerts of %d rules", r.o.Scenario, len(events), countRules(events))
+	return nil
+}
+
+func countRules(events []*falco.Event) int {
+	seen := map[string]bool{}
+	for _, ev := range events {
+		seen[ev.Rule] = true
+	}
+	return len(seen)
+}
+
 func (r *run) waitForCase(ctx context.Context) error {
 	client, err := phantom.New(phantom.Config{BaseURL: r.soarURL, Credentials: phantom.StaticCredentials{User: User, Password: r.password}})
 	if err != nil {
@@ -245,10 +283,7 @@ func Event(marker string) *falco.Event {
 	if marker != "" {
 		cmd = "sh -c echo " + marker
 	}
-	return falco.ShellEvent(falco.ShellSpec{
-		Hostname: "demo-node", ContainerID: "5d1f0ab2c3e4", ContainerName: "nginx", Image: "docker.io/library/nginx",
-		ImageTag: "1.27", Namespace: "shop", Pod: "web-7c9f8d5b6-x2kqz", CommandLine: cmd,
-	})
+	return Alert(AlertSpec{Node: "demo-node", ContainerID: "5d1f0ab2c3e4", Container: "nginx", Command: cmd})
 }
 
 // Publish sends ev as falcosidekick does: a plain NATS publish of its JSON

@@ -19,7 +19,6 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
 	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
 // Run runs the forwarder command line with args (without the program name).
@@ -74,6 +73,7 @@ Every flag can also be set with the variable named in its help.`,
 			return f.Run(cmd.Context())
 		},
 	}
+	cmdmain.SetVersion(cmd, "falco-phantom-forwarder")
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	finish = BindFlags(&o.cfg, cmd.Flags(), getenv)
@@ -147,8 +147,7 @@ func newVersionCommand(stdout io.Writer) *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			v := version.Get()
-			_, err := fmt.Fprintf(stdout, "falco-phantom-forwarder %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
+			_, err := fmt.Fprintln(stdout, cmdmain.VersionLine("falco-phantom-forwarder"))
 			return err
 		},
 	}

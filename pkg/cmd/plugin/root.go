@@ -48,6 +48,7 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 		// kubectl passes plugin names with underscores; show ours with a dash.
 		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl falco-phantom"},
 	}
+	cmdmain.SetVersion(cmd, "kubectl-falco_phantom")
 	cmd.SetIn(streams.In)
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
@@ -76,7 +77,7 @@ func newVersionCommand(out io.Writer) *cobra.Command {
 			}
 			v := version.Get()
 			return output.Print(out, format, v, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "kubectl-falco_phantom %s (%s, %s)\n", v.Version, v.GoVersion, v.Platform)
+				_, err := fmt.Fprintln(w, cmdmain.VersionLine("kubectl-falco_phantom"))
 				return err
 			})
 		},
