@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -310,99 +309,4 @@ func ensureDeadLetterStream(ctx context.Context, js jetstream.JetStream, cfg NAT
 		return fmt.Errorf("create dead-letter stream %q on %s.>: %w", cfg.DeadLetterStream, cfg.DeadLetterSubject, err)
 	}
 	return nil
-}
-
-// ReplayResult counts what a replay did.
-type ReplayResult struct {
-	Replayed int `json:"replayed"`
-	// Skipped were not replayed and stay in the dead-letter stream: cut
-	// when dead-lettered, without an original subject, or with one that
-	// NATS refuses or that no stream captures.
-	Skipped []ReplaySkip `json:"skipped"`
-	// Left are dead letters of other reasons, not touched.
-	Left int `json:"left"`
-}
-
-// ReplaySkip is a dead letter a replay left in place, and why.
-type ReplaySkip struct {
-	Sequence uint64 `json:"sequence"`
-	Reason   string `json:"reason"`
-	Why      string `json:"why"`
-}
-
-// ReplayDeadLetters publishes dead letters back to their original subjects
-// (so the event stream stores them again and the forwarder retries them)
-// and removes each from the dead-letter stream once the event stream has
-// confirmed it. Only dead letters whose reason is in reasons are replayed
-// (all when reasons is empty). One that cannot be replayed is skipped, and
-// the replay goes on with the next; it stops only when NATS itself fails.
-// Replaying is safe to repeat: delivery is idempotent, and with nothing to
-// replay it does nothing.
-func ReplayDeadLetters(ctx context.Context, js jetstream.JetStream, stream string, reasons []string) (ReplayResult, error) {
-	res := ReplayResult{Skipped: []ReplaySkip{}}
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return res, fmt.Errorf("open dead-letter stream %q: %w", stream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return res, fmt.Errorf("read dead-letter stream %q: %w", stream, err)
-	}
-	if info.State.Msgs == 0 {
-		return res, nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return res, fmt.Errorf("read dead-letter stream %q: %w", stream, err)
-	}
-	// Dead letters written while the replay runs are left for the next.
-	last := info.State.LastSeq
-	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			return res, fmt.Errorf("read dead letter: %w", err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return res, fmt.Errorf("read dead letter metadata: %w", err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > last {
-			return res, nil
-		}
-		h := msg.Headers()
-		subject, reason := h.Get(HeaderSubject), h.Get(HeaderReason)
-		skip := func(why string) {
-			res.Skipped = append(res.Skipped, ReplaySkip{Sequence: seq, Reason: reason, Why: why})
-		}
-		switch {
-		case len(reasons) > 0 && !slices.Contains(reasons, reason):
-			res.Left++
-		case subject == "":
-			skip("no original subject")
-		case h.Get(HeaderTruncated) == "true":
-			skip("the event was cut when it was dead-lettered")
-		default:
-			_, err := js.Publish(ctx, subject, msg.Data())
-			switch {
-			case errors.Is(err, nats.ErrBadSubject):
-				skip("the original subject is not a valid NATS subject")
-			case errors.Is(err, jetstream.ErrNoStreamResponse):
-				skip("no stream captures the original subject")
-			case err != nil:
-				return res, fmt.Errorf("republish dead letter %d: %w", seq, err)
-			default:
-				if err := s.DeleteMsg(ctx, seq); err != nil {
-					return res, fmt.Errorf("remove replayed dead letter %d: %w", seq, err)
-				}
-				res.Replayed++
-			}
-		}
-		// NumPending counts what is left of the stream after this one;
-		// the last sequence may be a dead letter removed by an earlier
-		// replay, which never comes.
-		if seq >= last || meta.NumPending == 0 {
-			return res, nil
-		}
-	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/deadletters"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
@@ -543,7 +544,11 @@ func TestRejectedEventIsDeadLetteredThenReplayed(t *testing.T) {
 	soar.Stop()
 	soarAt := restartAt(t, soar.URL, mockphantom.Config{DBPath: dbPath})
 	js, _ := jetstream.New(nc)
-	res, err := forwarder.ReplayDeadLetters(context.Background(), js, forwarder.Defaults().NATS.DeadLetterStream, nil)
+	dl, err := deadletters.Open(context.Background(), js, forwarder.Defaults().NATS.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := dl.Replay(context.Background(), deadletters.Filter{})
 	if err != nil || res.Replayed != 1 {
 		t.Fatalf("replay = %+v, %v; want 1 replayed", res, err)
 	}
@@ -552,7 +557,7 @@ func TestRejectedEventIsDeadLetteredThenReplayed(t *testing.T) {
 	if got["huge"].Container != got["small1"].Container {
 		t.Errorf("the replayed alert went to case %d, not its incident's case %d", got["huge"].Container, got["small1"].Container)
 	}
-	again, err := forwarder.ReplayDeadLetters(context.Background(), js, forwarder.Defaults().NATS.DeadLetterStream, nil)
+	again, err := dl.Replay(context.Background(), deadletters.Filter{})
 	if err != nil || again.Replayed != 0 {
 		t.Errorf("second replay = %+v, %v; want nothing left", again, err)
 	}

@@ -8,16 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/input"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/deadletters"
 	fw "github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 )
 
@@ -53,8 +51,9 @@ Every flag can also be set with the variable named in its help.`,
 		Example: `  PHANTOM_BASE_URL=https://soar.example.com PHANTOM_TOKEN=... \
   NATS_URL=nats://nats.falco.svc:4222 falco-phantom-forwarder
 
-  # replay events that SOAR refused once the cause is fixed
-  NATS_URL=nats://127.0.0.1:4222 falco-phantom-forwarder replay-dead-letters`,
+  # what could not be delivered, and why; replay what SOAR refused once the cause is fixed
+  NATS_URL=nats://127.0.0.1:4222 falco-phantom-forwarder dead-letters list
+  NATS_URL=nats://127.0.0.1:4222 falco-phantom-forwarder dead-letters replay`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -79,66 +78,10 @@ Every flag can also be set with the variable named in its help.`,
 	finish = BindFlags(&o.cfg, cmd.Flags(), getenv)
 	cmd.Flags().StringVar(&o.logFormat, "log-format", input.Env(getenv, "LOG_FORMAT", "json"), "log format: json or text [LOG_FORMAT]")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", input.Env(getenv, "LOG_LEVEL", "info"), "log level: debug, info, warn, error [LOG_LEVEL]")
-	cmd.AddCommand(newReplayCommand(stdout, getenv), newVersionCommand(stdout))
+	streams := genericiooptions.IOStreams{Out: stdout, ErrOut: stderr}
+	cmd.AddCommand(deadletters.NewCommand(streams, deadletters.NewNATSConnector(getenv), "falco-phantom-forwarder dead-letters"),
+		deadletters.NewReplayAlias(streams, deadletters.NewNATSConnector(getenv)), newVersionCommand(stdout))
 	return cmd
-}
-
-func newReplayCommand(stdout io.Writer, getenv func(string) string) *cobra.Command {
-	natsURL := input.Env(getenv, "NATS_URL", nats.DefaultURL)
-	credsFile := getenv("NATS_CREDS_FILE")
-	stream := fw.Defaults().NATS.DeadLetterStream
-	var reasons []string
-	cmd := &cobra.Command{
-		Use:   "replay-dead-letters",
-		Short: "Send dead-lettered events back to be delivered again",
-		Long: `Send dead-lettered events back to their original subjects, so that the
-event stream stores them again and the forwarder delivers them. Each is
-removed from the dead-letter stream once the event stream confirmed it.
-Replaying is safe to repeat: delivery never creates duplicates.`,
-		Example: `  falco-phantom-forwarder replay-dead-letters --reason phantom_rejected`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, r := range reasons {
-				if !slices.Contains(fw.DeadLetterReasons(), r) {
-					return fmt.Errorf("--reason %q: want one of %s", r, strings.Join(fw.DeadLetterReasons(), ", "))
-				}
-			}
-			opts := []nats.Option{nats.Name("falco-phantom-replay")}
-			if credsFile != "" {
-				opts = append(opts, nats.UserCredentials(credsFile))
-			}
-			nc, err := nats.Connect(natsURL, opts...)
-			if err != nil {
-				return fw.ConnectError(natsURL, err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
-			res, err := fw.ReplayDeadLetters(cmd.Context(), js, stream, reasons)
-			printReplay(stdout, res)
-			return err
-		},
-	}
-	cmd.Flags().StringVar(&natsURL, "nats-url", natsURL, "NATS server URL [NATS_URL]")
-	cmd.Flags().Lookup("nats-url").DefValue = fw.RedactURL(natsURL)
-	cmd.Flags().StringVar(&credsFile, "nats-creds-file", credsFile, "NATS credentials file [NATS_CREDS_FILE]")
-	cmd.Flags().StringVar(&stream, "stream", stream, "dead-letter stream")
-	cmd.Flags().StringSliceVar(&reasons, "reason", nil, "replay only these reasons (too_large, invalid_event, phantom_rejected); default all")
-	return cmd
-}
-
-// printReplay says what a replay did, and why it skipped what it skipped.
-func printReplay(w io.Writer, res fw.ReplayResult) {
-	if res.Replayed == 0 && len(res.Skipped) == 0 && res.Left == 0 {
-		fmt.Fprintln(w, "nothing to replay")
-		return
-	}
-	fmt.Fprintf(w, "replayed %d, skipped %d, left %d (other reasons)\n", res.Replayed, len(res.Skipped), res.Left)
-	for _, s := range res.Skipped {
-		fmt.Fprintf(w, "  skipped dead letter %d (%s): %s; it stays in the dead-letter stream\n", s.Sequence, s.Reason, s.Why)
-	}
 }
 
 func newVersionCommand(stdout io.Writer) *cobra.Command {
