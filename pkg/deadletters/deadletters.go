@@ -232,7 +232,9 @@ func (s *Stream) Replay(ctx context.Context, f Filter) (ReplayResult, error) {
 		return res, fmt.Errorf("read dead-letter stream %q: %w", s.name, err)
 	}
 	err = s.each(ctx, func(l Letter, msg jetstream.Msg) (bool, error) {
-		skip := func(why string) { res.Skipped = append(res.Skipped, Skip{Sequence: l.Sequence, Reason: l.Reason, Why: why}) }
+		skip := func(why string) {
+			res.Skipped = append(res.Skipped, Skip{Sequence: l.Sequence, Reason: l.Reason, Why: why})
+		}
 		switch {
 		case !f.matches(l):
 			res.Left++

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -329,4 +330,32 @@ func connectRetrying(t *testing.T, urls string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// NATS that cannot be reached, or runs without JetStream, is named as the
+// problem in the log, with what to do; not as a timeout.
+func TestNATSProblemsAreSaid(t *testing.T) {
+	t.Parallel()
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	port := freePort(t)
+	down := launchForwarder(t, baseConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), soar.URL))
+	noJS, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noJS.Start()
+	t.Cleanup(noJS.Shutdown)
+	if !noJS.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS not ready")
+	}
+	plain := launchForwarder(t, baseConfig(noJS.ClientURL(), soar.URL))
+	testkit.WaitFor(t, 30*time.Second, func() error {
+		if logs := down.logs.String(); !strings.Contains(logs, fmt.Sprintf("cannot reach NATS at nats://127.0.0.1:%d", port)) || !strings.Contains(logs, "connection refused") {
+			return fmt.Errorf("the log does not say NATS is unreachable:\n%s", tailLines(logs, 5))
+		}
+		if logs := plain.logs.String(); !strings.Contains(logs, "has no JetStream: start nats-server with -js") {
+			return fmt.Errorf("the log does not say JetStream is off:\n%s", tailLines(logs, 5))
+		}
+		return nil
+	})
 }

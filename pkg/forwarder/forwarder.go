@@ -42,6 +42,8 @@ type Forwarder struct {
 	probeErr atomic.Pointer[error]
 	nc       atomic.Pointer[nats.Conn]
 	pipe     atomic.Pointer[pipeline]
+	// natsDialErr is the last error connecting to NATS.
+	natsDialErr atomic.Pointer[error]
 }
 
 // New checks cfg and prepares a forwarder; Run starts it.
@@ -358,6 +360,11 @@ func (f *Forwarder) connect() (*nats.Conn, error) {
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			f.log.Info("NATS reconnected", "server", RedactURL(c.ConnectedUrl()))
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// Why the server cannot be reached (connection refused, no such
+			// host...), for the messages that would only say "timeout".
+			f.natsDialErr.Store(&err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""

@@ -27,6 +27,27 @@ type configError struct{ error }
 
 func (e configError) Unwrap() error { return e.error }
 
+// natsProblem says what is wrong with NATS in words an operator can act
+// on: a server that cannot be reached (with the client's own reason, such
+// as connection refused), or one without JetStream; otherwise err itself.
+// A JetStream request to an unreachable server only says that its context
+// ended, and one to a server without JetStream that nobody answered.
+func natsProblem(nc *nats.Conn, url string, dialErr *error, err error) error {
+	switch {
+	case !nc.IsConnected():
+		why := "not connected"
+		if dialErr != nil && *dialErr != nil {
+			why = (*dialErr).Error()
+		} else if last := nc.LastError(); last != nil {
+			why = last.Error()
+		}
+		return fmt.Errorf("cannot reach NATS at %s: %s", RedactURL(url), why)
+	case errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return fmt.Errorf("NATS at %s has no JetStream: start nats-server with -js (or jetstream {} in its configuration; with the NATS chart, config.jetstream.enabled=true), or run the forwarder with NATS_MODE=core, which loses the alerts published while it is down: %w", RedactURL(url), err)
+	}
+	return err
+}
+
 // openSource sets up the mode's source, waiting for NATS as long as needed.
 func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, error) {
 	if f.cfg.NATS.Mode == ModeCore {
@@ -38,7 +59,11 @@ func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, err
 	}
 	var anchors anchorStore = newMemoryAnchors()
 	for attempt := 1; ; attempt++ {
-		err = f.setupJetStream(ctx, js)
+		if nc.IsConnected() {
+			err = f.setupJetStream(ctx, js)
+		} else {
+			err = nats.ErrConnectionClosed // said better by natsProblem
+		}
 		if err == nil && f.cfg.GroupWindow > 0 {
 			anchors, err = openKVAnchors(ctx, js, f.cfg.NATS.GroupBucket, f.cfg.NATS.StreamReplicas)
 		}
@@ -50,7 +75,7 @@ func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, err
 			return nil, err
 		}
 		wait := min(time.Duration(attempt)*time.Second, 10*time.Second)
-		f.log.Warn("waiting for NATS JetStream", "nats", RedactURL(f.cfg.NATS.URL), "error", err, "retry_in", wait.String())
+		f.log.Warn("waiting for NATS JetStream", "nats", RedactURL(f.cfg.NATS.URL), "error", natsProblem(nc, f.cfg.NATS.URL, f.natsDialErr.Load(), err), "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -98,6 +98,13 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// ExitUnreachable is the exit code of every command when the cluster
+// cannot be reached, so that scripts can tell it from a failed check.
+const ExitUnreachable = 5
+
+// ExitCode is ExitUnreachable.
+func (e *UnreachableError) ExitCode() int { return ExitUnreachable }
+
 // Installer is an installer on this cluster, printing progress to w.
 func (c *Cluster) Installer(w io.Writer) *install.Installer {
 	return &install.Installer{Helm: c.Helm, Kube: c.Kube, Dynamic: c.Dynamic, APIExt: c.APIExt, Progress: w}

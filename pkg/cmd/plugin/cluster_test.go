@@ -28,6 +28,7 @@ import (
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/plugin"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
@@ -337,6 +338,7 @@ current-context: c
 		{"kubeconfig absent", filepath.Join(dir, "absent"), []string{"status"}, "kubeconfig"},
 		{"kubeconfig without a cluster", empty, []string{"install", "--mock-phantom"}, "no cluster configured: no kubeconfig found"},
 		{"unreachable", unreachable, []string{"install", "--mock-phantom", "--skip-falco"}, "cannot reach the cluster"},
+		{"status unreachable", unreachable, []string{"status"}, "cannot reach the cluster: "},
 		{"no permissions", restricted, []string{"install", "--mock-phantom", "-n", "fp-denied"}, "missing permissions: create namespaces (cluster-wide)"},
 		{"conflicting flags", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "--phantom-url", "https://x"}, "--mock-phantom installs its own SOAR"},
 		{"no SOAR", apiServer.Kubeconfig, []string{"install"}, "--phantom-url"},
@@ -351,6 +353,9 @@ current-context: c
 			}
 			if tt.name != "chart repository down" && strings.Count(err.Error(), "\n") > 0 {
 				t.Errorf("error is not one line: %q", err)
+			}
+			if strings.Contains(tt.want, "cannot reach") && cmdmain.ExitCode(err) != cli.ExitUnreachable {
+				t.Errorf("exit code %d, want %d when the cluster cannot be reached", cmdmain.ExitCode(err), cli.ExitUnreachable)
 			}
 		})
 	}

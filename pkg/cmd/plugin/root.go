@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/cli"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/deadletters"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
@@ -37,12 +40,13 @@ func NewCommand(streams genericiooptions.IOStreams, getenv func(string) string) 
 Falco's runtime alerts (a shell in a container, a write below /etc...) become
 cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 
-  install     put NATS, Falco, the forwarder (and a mock SOAR) on the cluster
-  status      show whether every component runs and alerts reach SOAR
-  test-shell  open a shell in a container and prove its alert became a case
-  uninstall   remove what install created
-  demo        the whole pipeline on this machine, no cluster needed
-  playbook    the original deploy_playbook command line (Kubeless)`,
+  install       put NATS, Falco, the forwarder (and a mock SOAR) on the cluster
+  status        show whether every component runs and alerts reach SOAR
+  test-shell    open a shell in a container and prove its alert became a case
+  dead-letters  list, show, drop or replay what the forwarder could not deliver
+  uninstall     remove what install created
+  demo          the whole pipeline on this machine, no cluster needed
+  playbook      the original deploy_playbook command line (Kubeless)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// kubectl passes plugin names with underscores; show ours with a dash.
@@ -59,6 +63,7 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 		status.NewCommand(env),
 		testshell.NewCommand(env),
 		install.NewPlaybookCommand(env),
+		deadletters.NewCommand(streams, &clusterNATS{env: env}, "kubectl falco-phantom dead-letters"),
 		demo.NewCommand(streams, getenv),
 		newVersionCommand(streams.Out),
 	)
@@ -84,4 +89,19 @@ func newVersionCommand(out io.Writer) *cobra.Command {
 	}
 	output.AddFlag(cmd, &format)
 	return cmd
+}
+
+// clusterNATS reaches the NATS of the pipeline installed in the namespace
+// (-n): through a port-forward, or at --nats-url.
+type clusterNATS struct {
+	env *cli.Env
+	url string
+}
+
+func (c *clusterNATS) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.url, "nats-url", "", "reach NATS at this URL instead (default: a port-forward to the NATS install put in -n)")
+}
+
+func (c *clusterNATS) Connect(ctx context.Context) (*nats.Conn, func(), error) {
+	return c.env.ConnectNATS(ctx, c.env.Namespace(), c.url)
 }

@@ -44,7 +44,8 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		Long: `Show each component installed by "kubectl falco-phantom install": its Helm
 release, whether its pods are ready, and what the forwarder reports (alerts
 received, delivered, retried, dead-lettered, and whether SOAR is reachable).
-The exit code is 0 when everything is healthy and ` + fmt.Sprint(ExitUnhealthy) + ` when something is down.`,
+The exit code is 0 when everything is healthy, ` + fmt.Sprint(ExitUnhealthy) + ` when something is down,
+and ` + fmt.Sprint(cli.ExitUnreachable) + ` when the cluster cannot be reached.`,
 		Example: `  kubectl falco-phantom status
   kubectl falco-phantom status -o json | jq .forwarder`,
 		Args: cobra.NoArgs,

@@ -61,7 +61,7 @@ pipeline's namespace; --pod picks an existing one. SOAR is read the way
 install configured it (the mock through the API server), or at --phantom-url.
 
 Exit codes: 0 passed, 2 no alert in SOAR in time, 3 the shell could not be
-opened, 4 SOAR unreachable. On failure the command says which hop to look at
+opened, 4 SOAR unreachable, 5 the cluster unreachable. On failure the command says which hop to look at
 (Falco, falcosidekick, NATS, the forwarder) and what it found there.`,
 		Example: `  kubectl falco-phantom test-shell
   kubectl falco-phantom test-shell -n shop --pod web-7c9f8d5b6-x2kqz -c nginx
