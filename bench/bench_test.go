@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
 
 func TestFlags(t *testing.T) {
@@ -89,6 +91,17 @@ func TestForwarderRequests(t *testing.T) {
 				t.Fatalf("alert %d is in no request", i)
 			}
 		}
+	}
+}
+
+func TestRequestCounts(t *testing.T) {
+	t.Parallel()
+	st := mockphantom.Stats{ByRoute: map[string]int64{
+		"POST /rest/container": 3, "POST /rest/artifact": 4, "GET /rest/container": 5, "GET /rest/version": 1,
+		"GET /healthz": 7, "GET /mock/stats": 2, "unmatched": 1,
+	}}
+	if w, all := writeRequests(st), restRequests(st); w != 7 || all != 13 {
+		t.Errorf("writes, /rest requests = %d, %d; want 7, 13", w, all)
 	}
 }
 

@@ -59,7 +59,7 @@ func natsLimit(ctx context.Context, dir string, w *workload, batch int) (float64
 // forwarder sends for w, encoded beforehand and sent by `workers` clients,
 // and how many requests that was.
 func mockLimit(ctx context.Context, dir string, w *workload, batch, workers int) (float64, int, error) {
-	s, url, stop, err := startMock(ctx, dir, nil)
+	s, url, stop, err := startMock(ctx, dir, 0, nil)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -88,7 +88,7 @@ func (h *harness) throughput(ctx context.Context, m mode, dir string, w *workloa
 	if err := n.preloadStream(ctx, d.Stream, d.StreamSubjects, w); err != nil {
 		return err
 	}
-	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), nil)
+	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), 0, nil)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (h *harness) throughput(ctx context.Context, m mode, dir string, w *workloa
 	st := soar.Stats()
 	r.delivered = int(st.ArtifactsCreated)
 	r.throughput = rate
-	r.writeRequests = st.ByRoute["POST /rest/container"] + st.ByRoute["POST /rest/artifact"]
+	r.writeRequests = writeRequests(st)
 	r.allRequests = st.Requests
 	rss, cpu, err := fw.usage()
 	if err != nil {
@@ -157,7 +157,7 @@ func (h *harness) latency(ctx context.Context, m mode, dir string, r *result) er
 	}
 	defer n.close()
 	rec := newRecorder()
-	_, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), rec.wrap)
+	_, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), 0, rec.wrap)
 	if err != nil {
 		return err
 	}
