@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,9 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 )
 
 func TestFlags(t *testing.T) {
@@ -91,6 +97,81 @@ func TestForwarderRequests(t *testing.T) {
 				t.Fatalf("alert %d is in no request", i)
 			}
 		}
+	}
+}
+
+// The baseline maps priorities as the 2018 function did, which is also
+// what the forwarder does.
+func TestLegacySeverity(t *testing.T) {
+	t.Parallel()
+	for p := falco.PriorityDebug; p <= falco.PriorityEmergency; p++ {
+		if got, want := legacySeverity(p.String()), forwarder.Severity(p); got != want {
+			t.Errorf("legacySeverity(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+// The baseline's request, against a real mock SOAR: one container per
+// alert with what the 2018 function sent, no artifact.
+func TestBaselineRequestShape(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	soar, url, stop, err := startMock(ctx, t.TempDir(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	w := newWorkload(1, 1, time.Date(2018, 7, 12, 14, 36, 55, 123456789, time.UTC))
+	ct, err := legacyContainer(w.bodies[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := phantom.New(phantom.Config{BaseURL: url, Credentials: phantom.StaticCredentials{User: soarUser, Password: soarPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateContainer(ctx, ct); err != nil {
+		t.Fatal(err)
+	}
+	page, err := client.Containers(ctx, phantom.Query{})
+	if err != nil || len(page.Data) != 1 {
+		t.Fatalf("containers = %+v, %v; want one", page, err)
+	}
+	got, ev := page.Data[0], w.events[0]
+	want := phantom.Container{Name: ev.Rule, Description: ev.Output, Severity: "low", Label: "events", Status: "new",
+		StartTime: "2018-07-12T14:36:55.123456Z"}
+	if got.Name != want.Name || got.Description != want.Description || got.Severity != want.Severity ||
+		got.Label != want.Label || got.Status != want.Status || got.StartTime != want.StartTime || got.ArtifactCount != 0 {
+		t.Errorf("stored container = %+v, want %+v without artifacts", got, want)
+	}
+	var data map[string]string
+	wantData := map[string]string{"container.id": ev.OutputFields.String("container.id"), "k8s.pod.name": ev.OutputFields.String("k8s.pod.name")}
+	if err := json.Unmarshal(got.Data, &data); err != nil || fmt.Sprint(data) != fmt.Sprint(wantData) {
+		t.Errorf("data = %s (%v), want %v", got.Data, err, wantData)
+	}
+	if st := soar.Stats(); writeRequests(st) != 1 || st.ArtifactsCreated != 0 {
+		t.Errorf("the mock saw %d writes and stored %d artifacts, want 1 and 0", writeRequests(st), st.ArtifactsCreated)
+	}
+}
+
+// A whole baseline run on an embedded NATS and the mock: one write per
+// alert, stopped by the alerts or by the time, whichever comes first.
+func TestBaselineRun(t *testing.T) {
+	t.Parallel()
+	w := newWorkload(30, 10, time.Now().UTC())
+	r, err := runBaseline(t.Context(), t.TempDir(), 0, w, 20, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.alerts != 20 || r.stoppedBy != "alerts" || r.writeReqs != 20 || r.restReqs != 20 || r.rate() <= 0 {
+		t.Errorf("baseline = %+v, want 20 alerts, 20 writes, stopped by alerts", r)
+	}
+	r, err = runBaseline(t.Context(), filepath.Join(t.TempDir(), "slow"), 20*time.Millisecond, w, 30, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.stoppedBy != "time" || r.alerts < 1 || r.alerts > 6 {
+		t.Errorf("baseline with 20 ms SOAR for 100 ms = %+v, want 1 to 6 alerts, stopped by time", r)
 	}
 }
 

@@ -27,6 +27,13 @@ func newWorkload(n, perIncident int, start time.Time) *workload {
 	return w
 }
 
+// head is the workload of the first n alerts of w (all of them when it
+// holds fewer).
+func (w *workload) head(n int) *workload {
+	n = min(n, len(w.events))
+	return &workload{events: w.events[:n], bodies: w.bodies[:n], perCase: w.perCase}
+}
+
 func (w *workload) add(ev *falco.Event) {
 	b, err := json.Marshal(ev)
 	if err != nil {
