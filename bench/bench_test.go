@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
@@ -20,16 +22,19 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 )
 
-func TestFlags(t *testing.T) {
+func TestFlagErrors(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		args    []string
 		wantErr string
 	}{
-		{[]string{"--events", "99"}, "--events and --single-events must be at least 100"},
-		{[]string{"--workers", "0"}, "--workers positive"},
-		{[]string{"--modes", "grouped,fast"}, `--modes: unknown mode "fast"`},
-		{[]string{"-events", "1000"}, "unknown shorthand flag"},
+		{[]string{"--events", "99"}, "--events must be at least 100"},
+		{[]string{"--baseline-duration", "0s"}, "--baseline-events and --baseline-duration must be positive"},
+		{[]string{"--max-in-flight", "-1"}, "must not be negative"},
+		{[]string{"--soar-latency", "-5ms"}, "--soar-latency: -5ms is negative"},
+		{[]string{"--soar-latency", "fast"}, `invalid argument "fast" for "--soar-latency"`},
+		{[]string{"--incidents", "10,0"}, "--incidents: 0 is not positive"},
+		{[]string{"--modes", "grouped"}, "unknown flag: --modes"},
 		{[]string{"extra"}, "unknown command"},
 	} {
 		streams, _, _, _ := genericiooptions.NewTestIOStreams()
@@ -40,20 +45,92 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-func TestModes(t *testing.T) {
-	t.Parallel()
+// parse parses args as the command does and returns the options.
+func parse(t *testing.T, args ...string) options {
+	t.Helper()
 	o := defaultOptions()
-	o.modes = "single, grouped"
-	modes, err := o.validate()
-	if err != nil {
-		t.Fatal(err)
+	cmd := &cobra.Command{}
+	o.addFlags(cmd)
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
 	}
-	want := []mode{
-		{name: "grouping off", window: 0, perIncident: 1, events: 20_000},
-		{name: "grouping on", window: 5 * time.Minute, perIncident: 100, events: 100_000},
+	return o
+}
+
+func TestScenarios(t *testing.T) {
+	t.Parallel()
+	ms20 := 20 * time.Millisecond
+	for _, tt := range []struct {
+		args []string
+		want []scenario
+	}{
+		{nil, []scenario{{0, 10}, {0, 1000}, {ms20, 10}, {ms20, 1000}}},
+		{[]string{"--soar-latency", "20ms", "--incidents", "1000,10"}, []scenario{{ms20, 1000}, {ms20, 10}}},
+		{[]string{"--soar-latency=0s,1.5ms", "--incidents=1"}, []scenario{{0, 1}, {1500 * time.Microsecond, 1}}},
+	} {
+		got, err := parse(t, tt.args...).validate()
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("scenarios of %v = %v, %v; want %v", tt.args, got, err, tt.want)
+		}
 	}
-	if len(modes) != len(want) || modes[0] != want[0] || modes[1] != want[1] {
-		t.Errorf("modes = %+v, want %+v", modes, want)
+}
+
+// The forwarder runs with its defaults unless a flag tunes it; then only
+// what was tuned is passed.
+func TestForwarderEnvironment(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args       []string
+		wantTuned  []string
+		batch, cap int
+	}{
+		{nil, nil, forwarder.Defaults().BatchSize, forwarder.Defaults().MaxInFlight},
+		{[]string{"--max-in-flight", "64"}, []string{"MAX_IN_FLIGHT=64"}, forwarder.Defaults().BatchSize, 64},
+		{[]string{"--batch", "500", "--workers", "4"}, []string{"BATCH_SIZE=500", "WORKERS=4"}, 500, forwarder.Defaults().MaxInFlight},
+	} {
+		o := parse(t, tt.args...)
+		h := &harness{o: o, getenv: func(k string) string { return map[string]string{"GOGC": "200", "HOME": "/root"}[k] }}
+		env := h.forwarderEnv("nats://n", "http://s", "127.0.0.1:1")
+		var tuned []string
+		for _, kv := range env {
+			k, _, _ := strings.Cut(kv, "=")
+			switch k {
+			case "BATCH_SIZE", "WORKERS", "MAX_IN_FLIGHT":
+				tuned = append(tuned, kv)
+			case "GROUP_WINDOW", "HOME":
+				t.Errorf("%v: the forwarder's environment holds %s", tt.args, kv)
+			}
+		}
+		if !slices.Equal(tuned, tt.wantTuned) || !slices.Contains(env, "GOGC=200") {
+			t.Errorf("%v: environment %v, want tuned %v and GOGC=200", tt.args, env, tt.wantTuned)
+		}
+		if o.batchSize() != tt.batch || o.inFlight() != tt.cap {
+			t.Errorf("%v: batch %d, in flight %d; want %d, %d", tt.args, o.batchSize(), o.inFlight(), tt.batch, tt.cap)
+		}
+	}
+}
+
+// Alert i belongs to incident i % incidents: its container and pod are
+// the incident's.
+func TestIncidentAssignment(t *testing.T) {
+	t.Parallel()
+	for _, incidents := range []int{1, 10, 1000} {
+		w := newWorkload(2500, incidents, time.Unix(0, 0))
+		containers := map[string]bool{}
+		for i, ev := range w.events {
+			want := shellAlert(i, i%incidents, ev.Time)
+			got := ev.OutputFields.String("container.id")
+			if got != want.OutputFields.String("container.id") || ev.OutputFields.String("k8s.pod.name") != want.OutputFields.String("k8s.pod.name") {
+				t.Fatalf("%d incidents: alert %d is in container %s, want incident %d's", incidents, i, got, i%incidents)
+			}
+			containers[got] = true
+		}
+		if len(containers) != incidents {
+			t.Errorf("%d incidents: alerts come from %d containers", incidents, len(containers))
+		}
+		if incidents == 1000 && w.events[0].OutputFields.String("container.id") == w.events[1].OutputFields.String("container.id") {
+			t.Errorf("with 1,000 incidents, consecutive alerts share a container")
+		}
 	}
 }
 
@@ -63,19 +140,19 @@ func TestModes(t *testing.T) {
 func TestForwarderRequests(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
-		n, perIncident, batch int
-		wantReqs              int
+		n, incidents, batch int
+		wantReqs            int
 	}{
-		// 10 incidents at a time, 100 alerts each: every batch of 500
-		// holds 50 alerts of each of 10 incidents.
-		{n: 2000, perIncident: 100, batch: 500, wantReqs: 40},
-		// a case per alert: a create request per alert.
-		{n: 300, perIncident: 1, batch: 100, wantReqs: 300},
+		// Every batch of 500 holds 50 alerts of each of 10 incidents.
+		{n: 2000, incidents: 10, batch: 500, wantReqs: 40},
+		// A batch of 256 of 1,000 interleaved incidents holds one alert of
+		// each of 256: a request per alert.
+		{n: 2000, incidents: 1000, batch: 256, wantReqs: 2000},
 	} {
-		w := newWorkload(tt.n, tt.perIncident, time.Unix(0, 0))
+		w := newWorkload(tt.n, tt.incidents, time.Unix(0, 0))
 		reqs := forwarderRequests(w, tt.batch)
 		if len(reqs) != tt.wantReqs {
-			t.Errorf("n=%d per incident %d: %d requests, want %d", tt.n, tt.perIncident, len(reqs), tt.wantReqs)
+			t.Errorf("n=%d, %d incidents: %d requests, want %d", tt.n, tt.incidents, len(reqs), tt.wantReqs)
 		}
 		seen := make([]bool, tt.n)
 		created := map[int]bool{}
@@ -85,9 +162,9 @@ func TestForwarderRequests(t *testing.T) {
 			}
 			created[r.incident] = true
 			for _, i := range r.alerts {
-				if seen[i] || incidentOf(i, tt.perIncident) != r.incident {
+				if seen[i] || incidentOf(i, tt.incidents) != r.incident {
 					t.Fatalf("request %d carries alert %d (incident %d, seen before %v), want each alert once with its incident %d",
-						k, i, incidentOf(i, tt.perIncident), seen[i], r.incident)
+						k, i, incidentOf(i, tt.incidents), seen[i], r.incident)
 				}
 				seen[i] = true
 			}
@@ -183,6 +260,75 @@ func TestRequestCounts(t *testing.T) {
 	}}
 	if w, all := writeRequests(st), restRequests(st); w != 7 || all != 13 {
 		t.Errorf("writes, /rest requests = %d, %d; want 7, 13", w, all)
+	}
+}
+
+// fakeResult is a scenario's result with the figures the targets read.
+func fakeResult(latency time.Duration, incidents int, rate, baseRate float64, cpuPerAlert, p99 time.Duration, rss int64) result {
+	return result{
+		sc: scenario{latency, incidents},
+		fw: fwResult{alerts: 1000, rate: rate, cpu: cpuPerAlert * 1000, p99: p99, peakRSS: rss},
+		// baseRate alerts/s: 100 alerts in 100/baseRate seconds.
+		base: baselineResult{alerts: 100, elapsed: time.Duration(100 / baseRate * float64(time.Second))},
+	}
+}
+
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	results := []result{
+		fakeResult(0, 10, 5000, 900, 50*time.Microsecond, 20*ms, 40<<20),
+		fakeResult(0, 1000, 2000, 900, 51*time.Microsecond, 20*ms, 40<<20),
+		fakeResult(20*ms, 10, 3000, 45, 30*time.Microsecond, 99*ms, 64<<20),
+		fakeResult(20*ms, 1000, 999, 50, 30*time.Microsecond, 100*ms, 63<<20),
+	}
+	got := map[string]verdict{}
+	for _, c := range checkTargets(defaultOptions(), results) {
+		got[c.target+" | "+c.scenario] = c.verdict
+	}
+	want := map[string]verdict{
+		">= 3,000 alerts/s, 20 ms SOAR, 10 incidents | SOAR 20 ms, 10 incidents":                     met,
+		">= 20x the baseline, 20 ms SOAR, 10 incidents | SOAR 20 ms, 10 incidents":                   met,
+		">= 1,000 alerts/s, 20 ms SOAR, 1,000 incidents | SOAR 20 ms, 1,000 incidents":               notMet,
+		">= 20x the baseline, 20 ms SOAR, 1,000 incidents | SOAR 20 ms, 1,000 incidents":             notMet,
+		">= 5,000 alerts/s, SOAR on the same machine, 10 incidents | SOAR 0 ms, 10 incidents":        met,
+		"forwarder CPU <= 50 µs per alert | SOAR 0 ms, 10 incidents":                                 met,
+		"forwarder CPU <= 50 µs per alert | SOAR 0 ms, 1,000 incidents":                              notMet,
+		"forwarder CPU <= 50 µs per alert | SOAR 20 ms, 10 incidents":                                met,
+		"forwarder CPU <= 50 µs per alert | SOAR 20 ms, 1,000 incidents":                             met,
+		"p99 publish -> stored < 100 ms at 1,000 alerts/s, 20 ms SOAR | SOAR 20 ms, 10 incidents":    met,
+		"p99 publish -> stored < 100 ms at 1,000 alerts/s, 20 ms SOAR | SOAR 20 ms, 1,000 incidents": notMet,
+		"forwarder peak RSS < 64 MiB | SOAR 0 ms, 10 incidents":                                      met,
+		"forwarder peak RSS < 64 MiB | SOAR 0 ms, 1,000 incidents":                                   met,
+		"forwarder peak RSS < 64 MiB | SOAR 20 ms, 10 incidents":                                     notMet,
+		"forwarder peak RSS < 64 MiB | SOAR 20 ms, 1,000 incidents":                                  met,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d checks, want %d: %v", len(got), len(want), got)
+	}
+
+	// Without the 20 ms scenarios, or at another rate, those targets are
+	// not measured.
+	o := defaultOptions()
+	o.rate = 500
+	for _, c := range checkTargets(o, results[:2]) {
+		if strings.Contains(c.target, "20 ms") && c.verdict != notMeasured {
+			t.Errorf("%s | %s: %v, want not measured", c.target, c.scenario, c.verdict)
+		}
+	}
+}
+
+func TestThousands(t *testing.T) {
+	t.Parallel()
+	for v, want := range map[float64]string{0: "0", 999.4: "999", 999.6: "1,000", 1234567: "1,234,567", -4321: "-4,321"} {
+		if got := thousands(v); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", v, got, want)
+		}
 	}
 }
 

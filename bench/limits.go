@@ -1,6 +1,6 @@
 package main
 
-// The baseline: how fast NATS and the mock SOAR go on their own with the
+// The limits: how fast NATS and the mock SOAR go on their own with the
 // same alerts, so that the forwarder's figures can be read against them.
 
 import (
@@ -55,10 +55,10 @@ func natsLimit(ctx context.Context, dir string, w *workload, batch int) (float64
 	return float64(len(w.events)) / time.Since(start).Seconds(), nil
 }
 
-// mockLimit is the rate at which the mock SOAR stores the requests a
-// forwarder sends for w, encoded beforehand and sent by `workers` clients,
-// and how many requests that was.
-func mockLimit(ctx context.Context, dir string, w *workload, batch, workers int) (float64, int, error) {
+// mockLimit is the rate at which the mock SOAR (without added latency)
+// stores the requests a forwarder sends for w, encoded beforehand and
+// sent with inFlight requests at once, and how many requests that was.
+func mockLimit(ctx context.Context, dir string, w *workload, batch, inFlight int) (float64, int, error) {
 	s, url, stop, err := startMock(ctx, dir, 0, nil)
 	if err != nil {
 		return 0, 0, err
@@ -68,9 +68,9 @@ func mockLimit(ctx context.Context, dir string, w *workload, batch, workers int)
 	if err != nil {
 		return 0, 0, err
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight, MaxConnsPerHost: inFlight}}
 	start := time.Now()
-	err = inParallel(len(plan.reqs), workers, func(k int) error { return plan.send(ctx, client, url, k) })
+	err = inParallel(len(plan.reqs), inFlight, func(k int) error { return plan.send(ctx, client, url, k) })
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, 0, err
@@ -100,8 +100,10 @@ func (r request) path() string {
 }
 
 // forwarderRequests splits w into the requests a forwarder with the given
-// batch size sends when every batch is full: per batch, one request per
-// case, the first of a case creating it with its artifacts inline.
+// batch size would send if it sent each full batch on its own: per batch,
+// one request per case, the first of a case creating it with its
+// artifacts inline. (The forwarder may send fewer: a case's sender takes
+// everything queued for it, from several batches, up to the batch size.)
 func forwarderRequests(w *workload, batch int) []request {
 	created := map[int]bool{}
 	var reqs []request
@@ -109,7 +111,7 @@ func forwarderRequests(w *workload, batch int) []request {
 		var order []*request
 		byInc := map[int]*request{}
 		for i := from; i < min(from+batch, len(w.events)); i++ {
-			inc := incidentOf(i, w.perCase)
+			inc := incidentOf(i, w.incidents)
 			r := byInc[inc]
 			if r == nil {
 				r = &request{incident: inc, create: !created[inc]}

@@ -30,55 +30,83 @@ type harness struct {
 	getenv func(string) string
 }
 
-// result is what one mode measured.
+// result is what one scenario measured.
 type result struct {
-	mode                        mode
-	delivered                   int
-	throughput                  float64 // alerts/s into SOAR
-	writeRequests, allRequests  int64
-	forwarderCPU                time.Duration
-	p50, p99, pmax              time.Duration
-	latencyEvents               int
-	peakRSS                     int64
-	natsLimit, mockLimit        float64
-	natsLimitN, mockLimitN      int
-	mockLimitReqs               int
-	harnessCPUShare, fwCPUShare float64
+	sc   scenario
+	fw   fwResult
+	base baselineResult
+	// lim holds the limits, measured for the scenarios without added
+	// latency only (nil otherwise).
+	lim *limits
 }
 
-// runMode measures one grouping mode: the limits, then the forwarder's
-// throughput, then its latency.
-func (h *harness) runMode(ctx context.Context, m mode) (result, error) {
-	r := result{mode: m}
-	w := newWorkload(m.events, m.perIncident, time.Now().UTC().Add(-time.Minute))
-	dir := func(what string) string { return filepath.Join(h.dir, m.name+"-"+what) }
+// fwResult is what the forwarder did in one scenario.
+type fwResult struct {
+	alerts              int     // alerts of the throughput run
+	rate                float64 // alerts/s into SOAR, between 10% and 90%
+	writeReqs, restReqs int64
+	cpu                 time.Duration // the forwarder's CPU time over the throughput run
+	cpuShare            float64       // its share of the CPU used by it and this process
+	peakInFlight        int64         // most requests in flight at SOAR during the throughput run
+	p50, p99, pmax      time.Duration // publish to stored, latency run
+	latencyAlerts       int
+	peakRSS             int64 // VmHWM, the larger of both runs
+}
 
-	fmt.Fprintf(h.log, "[%s] limit: JetStream to a consumer that only acknowledges...\n", m.name)
-	var err error
-	if r.natsLimit, err = natsLimit(ctx, dir("nats-limit"), w, h.o.batch); err != nil {
-		return r, fmt.Errorf("NATS limit: %w", err)
-	}
-	r.natsLimitN = len(w.events)
-	fmt.Fprintf(h.log, "[%s] limit: mock SOAR storing the forwarder's requests...\n", m.name)
-	if r.mockLimit, r.mockLimitReqs, err = mockLimit(ctx, dir("mock-limit"), w, h.o.batch, h.o.workers); err != nil {
-		return r, fmt.Errorf("mock SOAR limit: %w", err)
-	}
-	r.mockLimitN = len(w.events)
+// limits are the rates of NATS and the mock SOAR alone.
+type limits struct {
+	nats, mock float64
+	mockReqs   int
+}
 
-	fmt.Fprintf(h.log, "[%s] throughput: forwarder draining %d alerts...\n", m.name, len(w.events))
-	if err := h.throughput(ctx, m, dir("throughput"), w, &r); err != nil {
-		return r, fmt.Errorf("throughput: %w", err)
+// step is one measurement of a scenario, in a folder of its own.
+type step struct {
+	name string
+	run  func(ctx context.Context, dir string) error
+}
+
+// runScenario measures one scenario: the limits (without added latency),
+// the baseline, then the forwarder's throughput and latency.
+func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) {
+	r := result{sc: sc}
+	w := newWorkload(h.o.events, sc.incidents, time.Now().UTC().Add(-time.Minute))
+	var steps []step
+	if sc.latency == 0 {
+		r.lim = &limits{}
+		steps = append(steps,
+			step{"limit: JetStream to a consumer that only acknowledges", func(ctx context.Context, dir string) (err error) {
+				r.lim.nats, err = natsLimit(ctx, dir, w, h.o.batchSize())
+				return err
+			}},
+			step{"limit: mock SOAR storing the forwarder's requests", func(ctx context.Context, dir string) (err error) {
+				r.lim.mock, r.lim.mockReqs, err = mockLimit(ctx, dir, w, h.o.batchSize(), h.o.inFlight())
+				return err
+			}})
 	}
-	fmt.Fprintf(h.log, "[%s] latency: %d alerts/s for %s...\n", m.name, h.o.rate, h.o.duration)
-	if err := h.latency(ctx, m, dir("latency"), &r); err != nil {
-		return r, fmt.Errorf("latency: %w", err)
+	steps = append(steps,
+		step{fmt.Sprintf("baseline: one synchronous POST per alert, up to %d alerts or %s", h.o.baselineEvents, h.o.baselineDuration),
+			func(ctx context.Context, dir string) (err error) {
+				r.base, err = runBaseline(ctx, dir, sc.latency, w, h.o.baselineEvents, h.o.baselineDuration)
+				return err
+			}},
+		step{fmt.Sprintf("forwarder throughput: draining %d alerts", len(w.events)), func(ctx context.Context, dir string) error {
+			return h.throughput(ctx, sc, dir, w, &r.fw)
+		}},
+		step{fmt.Sprintf("forwarder latency: %d alerts/s for %s", h.o.rate, h.o.duration), func(ctx context.Context, dir string) error {
+			return h.latency(ctx, sc, dir, &r.fw)
+		}})
+	for i, s := range steps {
+		fmt.Fprintf(h.log, "[%s] %s (load %s)...\n", sc, s.name, loadAverage())
+		if err := s.run(ctx, filepath.Join(h.dir, fmt.Sprintf("%s-%d-%d", sc.latency, sc.incidents, i))); err != nil {
+			return r, fmt.Errorf("%s: %w", s.name, err)
+		}
 	}
 	return r, nil
 }
 
 // throughput preloads the stream, starts the forwarder and measures the
 // rate at which SOAR receives the alerts, between 10% and 90% of them.
-func (h *harness) throughput(ctx context.Context, m mode, dir string, w *workload, r *result) error {
+func (h *harness) throughput(ctx context.Context, sc scenario, dir string, w *workload, r *fwResult) error {
 	n, err := startNATS(filepath.Join(dir, "nats"))
 	if err != nil {
 		return err
@@ -88,13 +116,13 @@ func (h *harness) throughput(ctx context.Context, m mode, dir string, w *workloa
 	if err := n.preloadStream(ctx, d.Stream, d.StreamSubjects, w); err != nil {
 		return err
 	}
-	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), 0, nil)
+	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, nil)
 	if err != nil {
 		return err
 	}
 	defer stopMock()
 	self0 := selfCPU()
-	fw, err := h.startForwarder(ctx, n.url(), url, m)
+	fw, err := h.startForwarder(ctx, n.url(), url)
 	if err != nil {
 		return err
 	}
@@ -106,20 +134,18 @@ func (h *harness) throughput(ctx context.Context, m mode, dir string, w *workloa
 	}
 	harness := selfCPU() - self0
 	st := soar.Stats()
-	r.delivered = int(st.ArtifactsCreated)
-	r.throughput = rate
-	r.writeRequests = writeRequests(st)
-	r.allRequests = st.Requests
+	if st.Duplicates != 0 {
+		return fmt.Errorf("SOAR refused %d duplicates in a run without faults", st.Duplicates)
+	}
 	rss, cpu, err := fw.usage()
 	if err != nil {
 		return err
 	}
-	r.peakRSS, r.forwarderCPU = max(r.peakRSS, rss), cpu
-	r.fwCPUShare = cpu.Seconds() / (cpu + harness).Seconds()
-	r.harnessCPUShare = 1 - r.fwCPUShare
-	if st.Duplicates != 0 {
-		return fmt.Errorf("SOAR refused %d duplicates in a run without faults", st.Duplicates)
-	}
+	r.alerts, r.rate = int(st.ArtifactsCreated), rate
+	r.writeReqs, r.restReqs = writeRequests(st), restRequests(st)
+	r.peakInFlight = st.PeakInFlight
+	r.peakRSS, r.cpu = max(r.peakRSS, rss), cpu
+	r.cpuShare = cpu.Seconds() / (cpu + harness).Seconds()
 	return nil
 }
 
@@ -150,26 +176,26 @@ func deliveryRate(ctx context.Context, soar *mockphantom.Server, total int64) (f
 // latency runs the forwarder live and publishes alerts as falcosidekick
 // does at o.rate per second, each with the time it was published; the mock
 // SOAR records when each was stored.
-func (h *harness) latency(ctx context.Context, m mode, dir string, r *result) error {
+func (h *harness) latency(ctx context.Context, sc scenario, dir string, r *fwResult) error {
 	n, err := startNATS(filepath.Join(dir, "nats"))
 	if err != nil {
 		return err
 	}
 	defer n.close()
 	rec := newRecorder()
-	_, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), 0, rec.wrap)
+	_, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, rec.wrap)
 	if err != nil {
 		return err
 	}
 	defer stopMock()
-	fw, err := h.startForwarder(ctx, n.url(), url, m)
+	fw, err := h.startForwarder(ctx, n.url(), url)
 	if err != nil {
 		return err
 	}
 	defer fw.stop()
 
 	total := int(h.o.duration.Seconds() * float64(h.o.rate))
-	published, err := publishAtRate(n.nc, total, h.o.rate, m.perIncident)
+	published, err := publishAtRate(n.nc, total, h.o.rate, sc.incidents)
 	if err != nil {
 		return err
 	}
@@ -185,7 +211,7 @@ func (h *harness) latency(ctx context.Context, m mode, dir string, r *result) er
 	if err != nil {
 		return err
 	}
-	r.latencyEvents = len(lat)
+	r.latencyAlerts = len(lat)
 	r.p50, r.p99, r.pmax = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 	rss, _, err := fw.usage()
 	if err != nil {
@@ -198,7 +224,7 @@ func (h *harness) latency(ctx context.Context, m mode, dir string, r *result) er
 // publishAtRate publishes total alerts as plain NATS publishes, as
 // falcosidekick does, at rate per second, and returns when each was
 // published, by Falco event ID.
-func publishAtRate(nc *nats.Conn, total, rate, perIncident int) (map[string]time.Time, error) {
+func publishAtRate(nc *nats.Conn, total, rate, incidents int) (map[string]time.Time, error) {
 	published := make(map[string]time.Time, total)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -208,7 +234,7 @@ func publishAtRate(nc *nats.Conn, total, rate, perIncident int) (map[string]time
 		due := min(total, int(time.Since(start).Seconds()*float64(rate)))
 		for ; i < due; i++ {
 			now := time.Now()
-			ev := shellAlert(i, incidentOf(i, perIncident), now.UTC())
+			ev := shellAlert(i, incidentOf(i, incidents), now.UTC())
 			b, err := json.Marshal(ev)
 			if err != nil {
 				return nil, err
