@@ -134,46 +134,91 @@ func TestIncidentAssignment(t *testing.T) {
 	}
 }
 
-// The requests the mock SOAR limit sends must be the forwarder's: each
-// alert once, per batch one request per case, the first of a case
-// creating it.
-func TestForwarderRequests(t *testing.T) {
+// requestsOf makes requests for w: each list of alerts is one request,
+// the first of its incident creating the case.
+func requestsOf(w *workload, lists ...[]int) []request {
+	created := map[int]bool{}
+	var reqs []request
+	for _, alerts := range lists {
+		inc := incidentOf(alerts[0], w.incidents)
+		reqs = append(reqs, request{create: !created[inc], incident: inc, alerts: alerts})
+		created[inc] = true
+	}
+	return reqs
+}
+
+// The mock SOAR limit replays the requests the forwarder sent, read back
+// from what SOAR stored: sent to a real mock, they read back the same.
+func TestRequestsReadBack(t *testing.T) {
 	t.Parallel()
+	ctx := t.Context()
+	w := newWorkload(12, 3, time.Now().UTC())
+	want := requestsOf(w, []int{0, 3}, []int{1}, []int{6, 9}, []int{2, 5, 8, 11}, []int{4, 7, 10})
+	_, url, stop, err := startMock(ctx, t.TempDir(), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	plan, err := planRequests(w, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{}
+	if err := inParallel(len(want), 1, func(k int) error { return plan.send(ctx, c, url, k) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := sentRequests(ctx, url, w)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("read back %v, %v; want %v", got, err, want)
+	}
+}
+
+func TestSplitRequestsRefusesWhatNoRequestSent(t *testing.T) {
+	t.Parallel()
+	w := newWorkload(4, 2, time.Unix(0, 0))
+	art := func(i int, last bool) phantom.Artifact {
+		return phantom.Artifact{ID: int64(i + 1), Container: int64(i%2 + 1), SourceDataIdentifier: forwarder.ArtifactID(w.events[i].ID()), RunAutomation: last}
+	}
 	for _, tt := range []struct {
-		n, incidents, batch int
-		wantReqs            int
+		arts    []phantom.Artifact
+		wantErr string
 	}{
-		// Every batch of 500 holds 50 alerts of each of 10 incidents.
-		{n: 2000, incidents: 10, batch: 500, wantReqs: 40},
-		// A batch of 256 of 1,000 interleaved incidents holds one alert of
-		// each of 256: a request per alert.
-		{n: 2000, incidents: 1000, batch: 256, wantReqs: 2000},
+		{[]phantom.Artifact{art(0, false), art(2, true), art(1, false)}, "the last 1 artifacts end no request"},
+		{[]phantom.Artifact{art(0, false), art(1, true)}, "alerts of incidents 0 and 1"},
+		{[]phantom.Artifact{{ID: 9, SourceDataIdentifier: "falco-event-other", RunAutomation: true}}, "is no alert of the workload"},
 	} {
-		w := newWorkload(tt.n, tt.incidents, time.Unix(0, 0))
-		reqs := forwarderRequests(w, tt.batch)
-		if len(reqs) != tt.wantReqs {
-			t.Errorf("n=%d, %d incidents: %d requests, want %d", tt.n, tt.incidents, len(reqs), tt.wantReqs)
+		if _, err := splitRequests(tt.arts, w); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("splitRequests: error %v, want one containing %q", err, tt.wantErr)
 		}
-		seen := make([]bool, tt.n)
-		created := map[int]bool{}
-		for k, r := range reqs {
-			if r.create == created[r.incident] {
-				t.Fatalf("request %d (incident %d): create %v, but the case was created before: %v", k, r.incident, r.create, created[r.incident])
-			}
-			created[r.incident] = true
-			for _, i := range r.alerts {
-				if seen[i] || incidentOf(i, tt.incidents) != r.incident {
-					t.Fatalf("request %d carries alert %d (incident %d, seen before %v), want each alert once with its incident %d",
-						k, i, incidentOf(i, tt.incidents), seen[i], r.incident)
-				}
-				seen[i] = true
-			}
+	}
+}
+
+func TestLatencies(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(100, 0)
+	published, stored := map[string]time.Time{}, map[string]time.Time{}
+	for i := range 200 {
+		id := fmt.Sprint(i)
+		published[id] = t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		// 1 ms each, but alerts 150 to 153 take 150 ms.
+		d := time.Millisecond
+		if i >= 150 && i < 154 {
+			d = 150*time.Millisecond + time.Duration(i-150)*time.Millisecond
 		}
-		for i, ok := range seen {
-			if !ok {
-				t.Fatalf("alert %d is in no request", i)
-			}
-		}
+		stored[id] = published[id].Add(d)
+	}
+	s, err := latencies(published, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := latencyStats{n: 200, p50: time.Millisecond, p99: 152 * time.Millisecond, pmax: 153 * time.Millisecond,
+		over100ms: 4, maxAt: 1530 * time.Millisecond}
+	if s != want {
+		t.Errorf("latencies = %+v, want %+v", s, want)
+	}
+	delete(stored, "7")
+	if _, err := latencies(published, stored); err == nil || !strings.Contains(err.Error(), "alert 7 was published but not stored") {
+		t.Errorf("with alert 7 not stored: error %v", err)
 	}
 }
 
@@ -267,7 +312,7 @@ func TestRequestCounts(t *testing.T) {
 func fakeResult(latency time.Duration, incidents int, rate, baseRate float64, cpuPerAlert, p99 time.Duration, rss int64) result {
 	return result{
 		sc: scenario{latency, incidents},
-		fw: fwResult{alerts: 1000, rate: rate, cpu: cpuPerAlert * 1000, p99: p99, peakRSS: rss},
+		fw: fwResult{alerts: 1000, rate: rate, cpu: cpuPerAlert * 1000, lat: latencyStats{p99: p99}, rssThroughput: rss, rssLatency: rss / 2},
 		// baseRate alerts/s: 100 alerts in 100/baseRate seconds.
 		base: baselineResult{alerts: 100, elapsed: time.Duration(100 / baseRate * float64(time.Second))},
 	}

@@ -22,8 +22,9 @@
 //     at --rate per second for --duration;
 //   - for the scenarios without added latency, the limits: the rate at
 //     which the same JetStream set-up hands the alerts to a consumer that
-//     only acknowledges them, and the rate at which the mock SOAR stores
-//     the forwarder's requests;
+//     only acknowledges them, and the rate at which the mock SOAR alone
+//     stores the very requests the forwarder sent in the throughput run
+//     (read back from what it stored);
 //   - the targets, each met or not.
 //
 // Run it from the module root: go run ./bench (or make bench).

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -42,16 +43,23 @@ type result struct {
 
 // fwResult is what the forwarder did in one scenario.
 type fwResult struct {
-	alerts              int     // alerts of the throughput run
+	// The throughput run.
+	alerts              int     // alerts of the run
 	rate                float64 // alerts/s into SOAR, between 10% and 90%
 	writeReqs, restReqs int64
-	cpu                 time.Duration // the forwarder's CPU time over the throughput run
+	cpu                 time.Duration // the forwarder's CPU time over the run
 	cpuShare            float64       // its share of the CPU used by it and this process
-	peakInFlight        int64         // most requests in flight at SOAR during the throughput run
-	p50, p99, pmax      time.Duration // publish to stored, latency run
-	latencyAlerts       int
-	peakRSS             int64 // VmHWM, the larger of both runs
+	peakInFlight        int64         // most requests in flight at SOAR
+	rssThroughput       int64         // VmHWM at the end of the run
+	// The latency run.
+	lat                  latencyStats
+	latRestReqs, latGets int64 // /rest requests; of them, checks of cached case ids (GET /rest/container)
+	latPeakInFlight      int64
+	rssLatency           int64
 }
+
+// peakRSS is the forwarder's peak RSS over both runs.
+func (f fwResult) peakRSS() int64 { return max(f.rssThroughput, f.rssLatency) }
 
 // limits are the rates of NATS and the mock SOAR alone.
 type limits struct {
@@ -65,12 +73,24 @@ type step struct {
 	run  func(ctx context.Context, dir string) error
 }
 
-// runScenario measures one scenario: the limits (without added latency),
-// the baseline, then the forwarder's throughput and latency.
+// runScenario measures one scenario: the baseline, the forwarder's
+// throughput, the limits (without added latency only: the mock SOAR alone
+// replays the requests the forwarder sent), and the forwarder's latency.
 func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) {
 	r := result{sc: sc}
 	w := newWorkload(h.o.events, sc.incidents, time.Now().UTC().Add(-time.Minute))
-	var steps []step
+	var sent []request // by the forwarder in the throughput run, when the limits need them
+	steps := []step{
+		{fmt.Sprintf("baseline: one synchronous POST per alert, up to %d alerts or %s", h.o.baselineEvents, h.o.baselineDuration),
+			func(ctx context.Context, dir string) (err error) {
+				r.base, err = runBaseline(ctx, dir, sc.latency, w, h.o.baselineEvents, h.o.baselineDuration)
+				return err
+			}},
+		{fmt.Sprintf("forwarder throughput: draining %d alerts", len(w.events)), func(ctx context.Context, dir string) (err error) {
+			sent, err = h.throughput(ctx, sc, dir, w, &r.fw, sc.latency == 0)
+			return err
+		}},
+	}
 	if sc.latency == 0 {
 		r.lim = &limits{}
 		steps = append(steps,
@@ -78,23 +98,13 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) 
 				r.lim.nats, err = natsLimit(ctx, dir, w, h.o.batchSize())
 				return err
 			}},
-			step{"limit: mock SOAR storing the forwarder's requests", func(ctx context.Context, dir string) (err error) {
-				r.lim.mock, r.lim.mockReqs, err = mockLimit(ctx, dir, w, h.o.batchSize(), h.o.inFlight())
+			step{"limit: mock SOAR alone storing the requests the forwarder sent", func(ctx context.Context, dir string) (err error) {
+				r.lim.mock, r.lim.mockReqs, err = mockLimit(ctx, dir, w, sent, h.o.inFlight())
 				return err
 			}})
 	}
-	steps = append(steps,
-		step{fmt.Sprintf("baseline: one synchronous POST per alert, up to %d alerts or %s", h.o.baselineEvents, h.o.baselineDuration),
-			func(ctx context.Context, dir string) (err error) {
-				r.base, err = runBaseline(ctx, dir, sc.latency, w, h.o.baselineEvents, h.o.baselineDuration)
-				return err
-			}},
-		step{fmt.Sprintf("forwarder throughput: draining %d alerts", len(w.events)), func(ctx context.Context, dir string) error {
-			return h.throughput(ctx, sc, dir, w, &r.fw)
-		}},
-		step{fmt.Sprintf("forwarder latency: %d alerts/s for %s", h.o.rate, h.o.duration), func(ctx context.Context, dir string) error {
-			return h.latency(ctx, sc, dir, &r.fw)
-		}})
+	steps = append(steps, step{fmt.Sprintf("forwarder latency: %d alerts/s for %s", h.o.rate, h.o.duration),
+		func(ctx context.Context, dir string) error { return h.latency(ctx, sc, dir, &r.fw) }})
 	for i, s := range steps {
 		fmt.Fprintf(h.log, "[%s] %s (load %s)...\n", sc, s.name, loadAverage())
 		if err := s.run(ctx, filepath.Join(h.dir, fmt.Sprintf("%s-%d-%d", sc.latency, sc.incidents, i))); err != nil {
@@ -106,47 +116,55 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) 
 
 // throughput preloads the stream, starts the forwarder and measures the
 // rate at which SOAR receives the alerts, between 10% and 90% of them.
-func (h *harness) throughput(ctx context.Context, sc scenario, dir string, w *workload, r *fwResult) error {
+// With readBack, it returns the requests that carried them, read back
+// from SOAR once all are stored.
+func (h *harness) throughput(ctx context.Context, sc scenario, dir string, w *workload, r *fwResult, readBack bool) ([]request, error) {
 	n, err := startNATS(filepath.Join(dir, "nats"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer n.close()
 	d := forwarder.Defaults().NATS
 	if err := n.preloadStream(ctx, d.Stream, d.StreamSubjects, w); err != nil {
-		return err
+		return nil, err
 	}
 	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stopMock()
 	self0 := selfCPU()
 	fw, err := h.startForwarder(ctx, n.url(), url)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer fw.stop()
 	total := int64(len(w.events))
 	rate, err := deliveryRate(ctx, soar, total)
 	if err != nil {
-		return fmt.Errorf("%w\n%s", err, fw.logText())
+		return nil, fmt.Errorf("%w\n%s", err, fw.logText())
 	}
 	harness := selfCPU() - self0
-	st := soar.Stats()
-	if st.Duplicates != 0 {
-		return fmt.Errorf("SOAR refused %d duplicates in a run without faults", st.Duplicates)
-	}
 	rss, cpu, err := fw.usage()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	st := soar.Stats()
+	if st.Duplicates != 0 {
+		return nil, fmt.Errorf("SOAR refused %d duplicates in a run without faults", st.Duplicates)
 	}
 	r.alerts, r.rate = int(st.ArtifactsCreated), rate
-	r.writeReqs, r.restReqs = writeRequests(st), restRequests(st)
-	r.peakInFlight = st.PeakInFlight
-	r.peakRSS, r.cpu = max(r.peakRSS, rss), cpu
+	r.writeReqs, r.restReqs, r.peakInFlight = writeRequests(st), restRequests(st), st.PeakInFlight
+	r.rssThroughput, r.cpu = rss, cpu
 	r.cpuShare = cpu.Seconds() / (cpu + harness).Seconds()
-	return nil
+	if !readBack {
+		return nil, nil
+	}
+	sent, err := sentRequests(ctx, url, w)
+	if err == nil && int64(len(sent)) != r.writeReqs {
+		err = fmt.Errorf("%d requests read back from the stored artifacts, but SOAR saw %d writes", len(sent), r.writeReqs)
+	}
+	return sent, err
 }
 
 // deliveryRate waits until soar holds total artifacts and returns the rate
@@ -183,7 +201,7 @@ func (h *harness) latency(ctx context.Context, sc scenario, dir string, r *fwRes
 	}
 	defer n.close()
 	rec := newRecorder()
-	_, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, rec.wrap)
+	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, rec.wrap)
 	if err != nil {
 		return err
 	}
@@ -207,18 +225,13 @@ func (h *harness) latency(ctx context.Context, sc scenario, dir string, r *fwRes
 	}); err != nil {
 		return fmt.Errorf("%w\n%s", err, fw.logText())
 	}
-	lat, err := latencies(published, rec.times())
-	if err != nil {
+	if r.lat, err = latencies(published, rec.times()); err != nil {
 		return err
 	}
-	r.latencyAlerts = len(lat)
-	r.p50, r.p99, r.pmax = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
-	rss, _, err := fw.usage()
-	if err != nil {
-		return err
-	}
-	r.peakRSS = max(r.peakRSS, rss)
-	return nil
+	st := soar.Stats()
+	r.latRestReqs, r.latGets, r.latPeakInFlight = restRequests(st), st.ByRoute["GET /rest/container"], st.PeakInFlight
+	r.rssLatency, _, err = fw.usage()
+	return err
 }
 
 // publishAtRate publishes total alerts as plain NATS publishes, as
@@ -248,20 +261,47 @@ func publishAtRate(nc *nats.Conn, total, rate, incidents int) (map[string]time.T
 	return published, nil
 }
 
-// latencies returns, sorted, how long each published alert took to be
-// stored; every stored alert must be one that was published.
-func latencies(published, stored map[string]time.Time) ([]time.Duration, error) {
-	var lat []time.Duration
-	for id, at := range stored {
-		if p, ok := published[id]; ok {
-			lat = append(lat, at.Sub(p))
+// latencyStats sums up how long published alerts took to be stored.
+type latencyStats struct {
+	n              int
+	p50, p99, pmax time.Duration
+	over100ms      int
+	// maxAt is when the slowest alert was published, from the first
+	// publish.
+	maxAt time.Duration
+}
+
+// latencies returns how long the published alerts took to be stored;
+// every published alert must have been stored.
+func latencies(published, stored map[string]time.Time) (latencyStats, error) {
+	var s latencyStats
+	var first, slowest time.Time
+	for _, p := range published {
+		if first.IsZero() || p.Before(first) {
+			first = p
 		}
 	}
-	if len(lat) != len(published) {
-		return nil, fmt.Errorf("%d stored alerts match a published one, want %d", len(lat), len(published))
+	lat := make([]time.Duration, 0, len(published))
+	for id, p := range published {
+		at, ok := stored[id]
+		if !ok {
+			return s, fmt.Errorf("alert %s was published but not stored", id)
+		}
+		d := at.Sub(p)
+		lat = append(lat, d)
+		if d > 100*time.Millisecond {
+			s.over100ms++
+		}
+		if d > s.pmax {
+			s.pmax, slowest = d, p
+		}
+	}
+	if len(lat) == 0 {
+		return s, errors.New("no alert was published")
 	}
 	slices.Sort(lat)
-	return lat, nil
+	s.n, s.p50, s.p99, s.maxAt = len(lat), lat[len(lat)/2], lat[len(lat)*99/100], slowest.Sub(first)
+	return s, nil
 }
 
 // selfCPU is the CPU time this process (NATS and the mock SOAR) used so
