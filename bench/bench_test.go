@@ -75,6 +75,21 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// The report echoes the flags given so that they can be given again.
+func TestEchoedFlags(t *testing.T) {
+	t.Parallel()
+	o := defaultOptions()
+	cmd := &cobra.Command{}
+	o.addFlags(cmd)
+	if err := cmd.ParseFlags([]string{"--soar-latency", "20ms,0ms", "--incidents=1000", "--events", "500"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--events=500", "--incidents=1000", "--soar-latency=20ms,0s"}
+	if got := setFlags(cmd); !slices.Equal(got, want) {
+		t.Errorf("echoed flags %q, want %q", got, want)
+	}
+}
+
 // The forwarder runs with its defaults unless a flag tunes it; then only
 // what was tuned is passed.
 func TestForwarderEnvironment(t *testing.T) {

@@ -45,6 +45,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,10 +103,17 @@ See docs/benchmarks.md.`,
 	return cmd
 }
 
-// setFlags lists the flags given on the command line, as --name=value.
+// setFlags lists the flags given on the command line, as --name=value
+// (lists comma separated, as they are given).
 func setFlags(cmd *cobra.Command) []string {
 	var out []string
-	cmd.Flags().Visit(func(f *pflag.Flag) { out = append(out, "--"+f.Name+"="+f.Value.String()) })
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		v := f.Value.String()
+		if list, ok := f.Value.(pflag.SliceValue); ok {
+			v = strings.Join(list.GetSlice(), ",")
+		}
+		out = append(out, "--"+f.Name+"="+v)
+	})
 	return out
 }
 

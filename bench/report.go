@@ -20,7 +20,7 @@ import (
 // settings.
 func printHeader(out io.Writer, o options, args []string) {
 	fmt.Fprintf(out, "machine: %s\n", machine())
-	fmt.Fprintf(out, "command: go run ./bench %s\n", strings.Join(args, " "))
+	fmt.Fprintf(out, "command: %s\n", strings.Join(append([]string{"go run ./bench"}, args...), " "))
 	d := forwarder.Defaults()
 	if tuned := o.tuned(); len(tuned) > 0 {
 		fmt.Fprintf(out, "forwarder: TUNED with %s (the rest its defaults): the figures are for these settings, not for the defaults the targets are about\n",
