@@ -67,7 +67,7 @@ func runBaseline(ctx context.Context, dir string, latency time.Duration, w *work
 	if err != nil {
 		return r, err
 	}
-	if r.alerts, r.elapsed, r.stoppedBy, err = postEach(ctx, cons, client, len(w.events), maxTime); err != nil {
+	if err := postEach(ctx, cons, client, len(w.events), maxTime, &r); err != nil {
 		return r, err
 	}
 	st := soar.Stats()
@@ -81,30 +81,32 @@ func runBaseline(ctx context.Context, dir string, latency time.Duration, w *work
 
 // postEach takes alerts from cons one at a time and posts each as a
 // container, waiting for SOAR's answer before it acknowledges the alert
-// and takes the next, until n are stored or maxTime has passed.
-func postEach(ctx context.Context, cons jetstream.Consumer, c *phantom.Client, n int, maxTime time.Duration) (stored int, elapsed time.Duration, stoppedBy string, err error) {
+// and takes the next, until n are stored or maxTime has passed. It notes
+// in r how many it stored, in how long, and what stopped it.
+func postEach(ctx context.Context, cons jetstream.Consumer, c *phantom.Client, n int, maxTime time.Duration, r *baselineResult) error {
 	start := time.Now()
-	for stored < n {
+	defer func() { r.elapsed = time.Since(start) }()
+	for r.stoppedBy = "alerts"; r.alerts < n; r.alerts++ {
 		if time.Since(start) >= maxTime {
-			return stored, time.Since(start), "time", nil
+			r.stoppedBy = "time"
+			return nil
 		}
 		msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
 		if err != nil {
-			return stored, 0, "", fmt.Errorf("fetch alert %d: %w", stored+1, err)
+			return fmt.Errorf("fetch alert %d: %w", r.alerts+1, err)
 		}
 		ct, err := legacyContainer(msg.Data())
 		if err != nil {
-			return stored, 0, "", err
+			return err
 		}
 		if _, err := c.CreateContainer(ctx, ct); err != nil {
-			return stored, 0, "", err
+			return err
 		}
 		if err := msg.Ack(); err != nil {
-			return stored, 0, "", fmt.Errorf("ack: %w", err)
+			return fmt.Errorf("ack: %w", err)
 		}
-		stored++
 	}
-	return stored, time.Since(start), "alerts", nil
+	return nil
 }
 
 // legacyEvent is what the 2018 function read of a Falco alert.

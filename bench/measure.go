@@ -73,12 +73,24 @@ type step struct {
 	run  func(ctx context.Context, dir string) error
 }
 
-// runScenario measures one scenario: the baseline, the forwarder's
-// throughput, the limits (without added latency only: the mock SOAR alone
-// replays the requests the forwarder sent), and the forwarder's latency.
+// runScenario measures one scenario, step by step.
 func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) {
 	r := result{sc: sc}
 	w := newWorkload(h.o.events, sc.incidents, time.Now().UTC().Add(-time.Minute))
+	for i, s := range h.steps(sc, w, &r) {
+		fmt.Fprintf(h.log, "[%s] %s (load %s)...\n", sc, s.name, loadAverage())
+		if err := s.run(ctx, filepath.Join(h.dir, fmt.Sprintf("%s-%d-%d", sc.latency, sc.incidents, i))); err != nil {
+			return r, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return r, nil
+}
+
+// steps are the measurements of a scenario, each storing what it measured
+// in r: the baseline, the forwarder's throughput, the limits (without
+// added latency only: the mock SOAR alone replays the requests the
+// forwarder sent), and the forwarder's latency.
+func (h *harness) steps(sc scenario, w *workload, r *result) []step {
 	var sent []request // by the forwarder in the throughput run, when the limits need them
 	steps := []step{
 		{fmt.Sprintf("baseline: one synchronous POST per alert, up to %d alerts or %s", h.o.baselineEvents, h.o.baselineDuration),
@@ -103,15 +115,8 @@ func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) 
 				return err
 			}})
 	}
-	steps = append(steps, step{fmt.Sprintf("forwarder latency: %d alerts/s for %s", h.o.rate, h.o.duration),
+	return append(steps, step{fmt.Sprintf("forwarder latency: %d alerts/s for %s", h.o.rate, h.o.duration),
 		func(ctx context.Context, dir string) error { return h.latency(ctx, sc, dir, &r.fw) }})
-	for i, s := range steps {
-		fmt.Fprintf(h.log, "[%s] %s (load %s)...\n", sc, s.name, loadAverage())
-		if err := s.run(ctx, filepath.Join(h.dir, fmt.Sprintf("%s-%d-%d", sc.latency, sc.incidents, i))); err != nil {
-			return r, fmt.Errorf("%s: %w", s.name, err)
-		}
-	}
-	return r, nil
 }
 
 // throughput preloads the stream, starts the forwarder and measures the
