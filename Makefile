@@ -123,7 +123,7 @@ hostlab-down: ## Stop the hostlab and remove everything it created (also after a
 ##@ Benchmarks
 
 .PHONY: bench
-bench: ## Run the micro-benchmarks and the end-to-end harness (bench/); prints numbers, gates nothing. Smaller: BENCH_FLAGS="--events 20000 --duration 5s".
+bench: ## Run the micro-benchmarks and the end-to-end harness (bench/: forwarder vs a 2018-style baseline, SOAR 0/20 ms x 10/1000 incidents); gates nothing. Smaller: BENCH_FLAGS="--events 2000 --baseline-events 200 --baseline-duration 3s --duration 3s".
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench $(BENCH_FLAGS)
 

@@ -28,23 +28,16 @@ type fwProcess struct {
 }
 
 // startForwarder runs the forwarder binary of h against NATS and the mock
-// SOAR, set up for mode m, and waits until it is ready.
-func (h *harness) startForwarder(ctx context.Context, natsURL, soarURL string, m mode) (*fwProcess, error) {
+// SOAR, and waits until it is ready. It runs with its defaults (grouping
+// window, batch size, workers, requests in flight) unless the flags tuned
+// them.
+func (h *harness) startForwarder(ctx context.Context, natsURL, soarURL string) (*fwProcess, error) {
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, h.bin)
-	cmd.Env = []string{
-		"PHANTOM_BASE_URL=" + soarURL, "PHANTOM_USER=" + soarUser, "PHANTOM_PASSWORD=" + soarPassword,
-		"NATS_URL=" + natsURL, "GROUP_WINDOW=" + m.window.String(), "BATCH_SIZE=" + strconv.Itoa(h.o.batch),
-		"WORKERS=" + strconv.Itoa(h.o.workers), "LISTEN_ADDR=" + listen, "LOG_LEVEL=warn",
-	}
-	for _, k := range runtimeEnv {
-		if v := h.getenv(k); v != "" {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
+	cmd.Env = h.forwarderEnv(natsURL, soarURL, listen)
 	p := &fwProcess{cmd: cmd}
 	cmd.Stdout, cmd.Stderr = &p.logs, &p.logs
 	if err := cmd.Start(); err != nil {
@@ -57,6 +50,23 @@ func (h *harness) startForwarder(ctx context.Context, natsURL, soarURL string, m
 		return nil, fmt.Errorf("forwarder not ready: %w\n%s", err, p.logText())
 	}
 	return p, nil
+}
+
+// forwarderEnv is the forwarder's whole environment: where NATS and SOAR
+// are, where it listens, the settings the flags tuned, and the Go runtime
+// settings of this process's environment.
+func (h *harness) forwarderEnv(natsURL, soarURL, listen string) []string {
+	env := []string{
+		"PHANTOM_BASE_URL=" + soarURL, "PHANTOM_USER=" + soarUser, "PHANTOM_PASSWORD=" + soarPassword,
+		"NATS_URL=" + natsURL, "LISTEN_ADDR=" + listen, "LOG_LEVEL=warn",
+	}
+	env = append(env, h.o.tuned()...)
+	for _, k := range runtimeEnv {
+		if v := h.getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // freeAddr returns a local address no one listens on, for the forwarder.

@@ -1,6 +1,6 @@
 package main
 
-// The baseline: how fast NATS and the mock SOAR go on their own with the
+// The limits: how fast NATS and the mock SOAR go on their own with the
 // same alerts, so that the forwarder's figures can be read against them.
 
 import (
@@ -55,22 +55,23 @@ func natsLimit(ctx context.Context, dir string, w *workload, batch int) (float64
 	return float64(len(w.events)) / time.Since(start).Seconds(), nil
 }
 
-// mockLimit is the rate at which the mock SOAR stores the requests a
-// forwarder sends for w, encoded beforehand and sent by `workers` clients,
-// and how many requests that was.
-func mockLimit(ctx context.Context, dir string, w *workload, batch, workers int) (float64, int, error) {
-	s, url, stop, err := startMock(ctx, dir, nil)
+// mockLimit is the rate at which the mock SOAR (without added latency)
+// stores the requests the forwarder sent for w, encoded beforehand and
+// sent with up to inFlight requests at once, and how many requests that
+// was.
+func mockLimit(ctx context.Context, dir string, w *workload, reqs []request, inFlight int) (float64, int, error) {
+	s, url, stop, err := startMock(ctx, dir, 0, nil)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer stop()
-	plan, err := planRequests(w, batch)
+	plan, err := planRequests(w, reqs)
 	if err != nil {
 		return 0, 0, err
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: inFlight, MaxConnsPerHost: inFlight}}
 	start := time.Now()
-	err = inParallel(len(plan.reqs), workers, func(k int) error { return plan.send(ctx, client, url, k) })
+	err = inParallel(len(plan.reqs), inFlight, func(k int) error { return plan.send(ctx, client, url, k) })
 	elapsed := time.Since(start)
 	if err != nil {
 		return 0, 0, err
@@ -81,7 +82,7 @@ func mockLimit(ctx context.Context, dir string, w *workload, batch, workers int)
 	return float64(len(w.events)) / elapsed.Seconds(), len(plan.reqs), nil
 }
 
-// request is one write request as the forwarder would send it.
+// request is one write request as the forwarder sent it.
 type request struct {
 	// create is true for the request that creates its case, with the
 	// artifacts inline; the others add artifacts to it.
@@ -99,31 +100,64 @@ func (r request) path() string {
 	return "/rest/artifact"
 }
 
-// forwarderRequests splits w into the requests a forwarder with the given
-// batch size sends when every batch is full: per batch, one request per
-// case, the first of a case creating it with its artifacts inline.
-func forwarderRequests(w *workload, batch int) []request {
-	created := map[int]bool{}
-	var reqs []request
-	for from := 0; from < len(w.events); from += batch {
-		var order []*request
-		byInc := map[int]*request{}
-		for i := from; i < min(from+batch, len(w.events)); i++ {
-			inc := incidentOf(i, w.perCase)
-			r := byInc[inc]
-			if r == nil {
-				r = &request{incident: inc, create: !created[inc]}
-				created[inc] = true
-				byInc[inc] = r
-				order = append(order, r)
-			}
-			r.alerts = append(r.alerts, i)
+// sentRequests reads back from the mock SOAR at url the artifacts the
+// forwarder stored for w, in the order they were stored, and splits them
+// into the requests that carried them.
+func sentRequests(ctx context.Context, url string, w *workload) ([]request, error) {
+	client, err := phantom.New(phantom.Config{BaseURL: url,
+		Credentials: phantom.StaticCredentials{User: soarUser, Password: soarPassword}})
+	if err != nil {
+		return nil, err
+	}
+	var arts []phantom.Artifact
+	for page := 0; ; page++ {
+		p, err := client.Artifacts(ctx, phantom.Query{Page: page, PageSize: 2000, Sort: "id", Order: "asc"})
+		if err != nil {
+			return nil, fmt.Errorf("read back the artifacts: %w", err)
 		}
-		for _, r := range order {
-			reqs = append(reqs, *r)
+		arts = append(arts, p.Data...)
+		if page+1 >= p.NumPages {
+			return splitRequests(arts, w)
 		}
 	}
-	return reqs
+}
+
+// splitRequests splits the artifacts stored for w, in id order, into the
+// requests that carried them. A request's artifacts are stored in one
+// transaction, so with consecutive ids, and SOAR's convention, which the
+// forwarder follows, sets run_automation on the last artifact of each
+// request only. The first request of a case created it.
+func splitRequests(arts []phantom.Artifact, w *workload) ([]request, error) {
+	index := make(map[string]int, len(w.events))
+	for i, ev := range w.events {
+		index[forwarder.ArtifactID(ev.ID())] = i
+	}
+	var reqs []request
+	created := map[int64]bool{} // containers
+	var cur *request
+	for _, a := range arts {
+		i, ok := index[a.SourceDataIdentifier]
+		if !ok {
+			return nil, fmt.Errorf("artifact %d (%s) is no alert of the workload", a.ID, a.SourceDataIdentifier)
+		}
+		inc := incidentOf(i, w.incidents)
+		switch {
+		case cur == nil:
+			cur = &request{incident: inc, create: !created[a.Container]}
+			created[a.Container] = true
+		case cur.incident != inc:
+			return nil, fmt.Errorf("artifact %d: a request would carry alerts of incidents %d and %d", a.ID, cur.incident, inc)
+		}
+		cur.alerts = append(cur.alerts, i)
+		if a.RunAutomation {
+			reqs = append(reqs, *cur)
+			cur = nil
+		}
+	}
+	if cur != nil {
+		return nil, fmt.Errorf("the last %d artifacts end no request (none has run_automation set)", len(cur.alerts))
+	}
+	return reqs, nil
 }
 
 // requestPlan is every request of a workload, encoded beforehand where it
@@ -142,8 +176,8 @@ type requestPlan struct {
 	caseID []chan int64
 }
 
-func planRequests(w *workload, batch int) (*requestPlan, error) {
-	p := &requestPlan{reqs: forwarderRequests(w, batch), arts: make([]phantom.Artifact, len(w.events))}
+func planRequests(w *workload, reqs []request) (*requestPlan, error) {
+	p := &requestPlan{reqs: reqs, arts: make([]phantom.Artifact, len(w.events))}
 	for i, ev := range w.events {
 		p.arts[i] = forwarder.Artifact(ev, w.bodies[i])
 	}
@@ -163,6 +197,7 @@ func planRequests(w *workload, batch int) (*requestPlan, error) {
 		for _, i := range r.alerts {
 			ct.Artifacts = append(ct.Artifacts, p.arts[i])
 		}
+		ct.Artifacts[len(ct.Artifacts)-1].RunAutomation = true
 		var err error
 		if p.bodies[k], err = json.Marshal(ct); err != nil {
 			return nil, err
@@ -186,6 +221,7 @@ func (p *requestPlan) send(ctx context.Context, c *http.Client, url string, k in
 			a.ContainerID = id
 			list = append(list, a)
 		}
+		list[len(list)-1].RunAutomation = true
 		body, _ = json.Marshal(list) // the only encoding in the timed part
 	}
 	id, err := post(ctx, c, url+r.path(), body)

@@ -1,31 +1,40 @@
-// Command bench measures the forwarder on this machine, against the limits
-// of what it runs on.
+// Command bench measures the forwarder on this machine, beside a baseline
+// that posts one case per alert synchronously, as the 2018 Kubeless
+// function did, against the same mock SOAR in the same run.
 //
 // It starts an embedded NATS server with JetStream and the mock SOAR (both
-// in this process, storing in a temporary folder), builds the forwarder and
-// runs it as a child process, and feeds it realistic "Terminal shell in
-// container" alerts. For each grouping mode (on: many alerts per incident;
-// off: a case per alert) it reports:
+// in this process, storing in a temporary folder, fresh for every
+// measurement), builds the forwarder and runs it as a child process with
+// its defaults, and feeds it realistic "Terminal shell in container"
+// alerts. It runs one scenario per SOAR latency (--soar-latency, added by
+// the mock to every /rest request) and number of incidents whose alerts
+// interleave in the stream (--incidents), and reports for each, side by
+// side:
 //
-//   - throughput: the rate at which the forwarder drains a stream holding
-//     --events alerts into SOAR, HTTP requests per alert, the forwarder's
-//     CPU time and peak RSS;
-//   - latency: publish to stored in SOAR, p50/p99/max, with alerts
-//     published as falcosidekick does (plain NATS publishes) at --rate per
-//     second for --duration;
-//   - the limits, measured in the same run on fresh storage: the rate at
-//     which the same JetStream set-up hands the same alerts to a consumer
-//     that only acknowledges them, and the rate at which the mock SOAR
-//     stores the same requests the forwarder sends, with as many in flight;
-//     and the forwarder's rate as a share of the smaller one.
+//   - the forwarder's throughput: the rate at which it drains a stream
+//     holding --events alerts into SOAR, HTTP requests per alert, its CPU
+//     time per alert and peak RSS;
+//   - the baseline's rate on the same set-up (--baseline-events alerts or
+//     --baseline-duration, whichever ends first), and its requests per
+//     alert;
+//   - the forwarder's latency: publish to stored in SOAR, p50/p99/max,
+//     with alerts published as falcosidekick does (plain NATS publishes)
+//     at --rate per second for --duration;
+//   - for the scenarios without added latency, the limits: the rate at
+//     which the same JetStream set-up hands the alerts to a consumer that
+//     only acknowledges them, and the rate at which the mock SOAR alone
+//     stores the very requests the forwarder sent in the throughput run
+//     (read back from what it stored);
+//   - the targets, each met or not.
 //
 // Run it from the module root: go run ./bench (or make bench).
 //
-// The files: options.go (flags and grouping modes), workload.go (the
-// alerts), nats.go and mock.go (the two servers), forwarder.go (the
-// forwarder under test, a child process), limits.go (the baseline: NATS
-// and the mock SOAR alone), measure.go (throughput and latency of the
-// forwarder) and report.go (the table).
+// The files: options.go (flags and scenarios), workload.go (the alerts),
+// nats.go and mock.go (the two servers), forwarder.go (the forwarder under
+// test, a child process), baseline.go (one synchronous POST per alert),
+// limits.go (NATS and the mock SOAR alone), measure.go (a scenario's
+// steps; the forwarder's throughput and latency) and report.go (the table
+// and the targets).
 package main
 
 import (
@@ -49,9 +58,6 @@ import (
 const (
 	soarUser     = "bench"
 	soarPassword = "bench-password-not-secret"
-	// activeIncidents is how many incidents emit alerts at the same time
-	// with grouping on: their alerts interleave in the stream.
-	activeIncidents = 10
 	// waitLimit bounds every wait of a run.
 	waitLimit = 10 * time.Minute
 	// pollInterval is how often a wait looks again.
@@ -69,21 +75,26 @@ func newCommand(streams genericiooptions.IOStreams, getenv func(string) string) 
 	o := defaultOptions()
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the forwarder on this machine, against the limits of NATS and the mock SOAR",
-		Long: `Measure the forwarder on this machine, against the limits of what it runs on:
-throughput and latency with grouping on and off, beside the rate at which
-JetStream and the mock SOAR alone take the same alerts. Run it from the
-module root (it builds ./cmd/falco-phantom-forwarder). See docs/benchmarks.md.`,
-		Example:       `  go run ./bench --events 20000 --single-events 5000 --duration 5s`,
+		Short: "Measure the forwarder on this machine, beside a baseline of one synchronous POST per alert",
+		Long: `Measure the forwarder on this machine, with its defaults, beside a baseline
+that posts one case per alert synchronously as the 2018 function did, against
+the same mock SOAR, for every SOAR latency (--soar-latency) and number of
+interleaved incidents (--incidents): alerts/s end to end, requests per alert,
+p99 publish to stored at --rate, forwarder CPU per alert, peak RSS, and the
+targets. Run it from the module root (it builds ./cmd/falco-phantom-forwarder).
+See docs/benchmarks.md.`,
+		Example: `  go run ./bench
+  go run ./bench --events 2000 --baseline-events 200 --baseline-duration 3s --duration 3s
+  go run ./bench --soar-latency 20ms --incidents 1000 --max-in-flight 64`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			modes, err := o.validate()
+			scenarios, err := o.validate()
 			if err != nil {
 				return err
 			}
-			return run(cmd.Context(), o, modes, setFlags(cmd), streams, getenv)
+			return run(cmd.Context(), o, scenarios, setFlags(cmd), streams, getenv)
 		},
 	}
 	cmd.SetOut(streams.Out)
@@ -92,16 +103,23 @@ module root (it builds ./cmd/falco-phantom-forwarder). See docs/benchmarks.md.`,
 	return cmd
 }
 
-// setFlags lists the flags given on the command line, as --name=value.
+// setFlags lists the flags given on the command line, as --name=value
+// (lists comma separated, as they are given).
 func setFlags(cmd *cobra.Command) []string {
 	var out []string
-	cmd.Flags().Visit(func(f *pflag.Flag) { out = append(out, "--"+f.Name+"="+f.Value.String()) })
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		v := f.Value.String()
+		if list, ok := f.Value.(pflag.SliceValue); ok {
+			v = strings.Join(list.GetSlice(), ",")
+		}
+		out = append(out, "--"+f.Name+"="+v)
+	})
 	return out
 }
 
-// run measures every mode and prints the table; args are the flags given,
-// echoed in the report.
-func run(ctx context.Context, o options, modes []mode, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
+// run measures every scenario and prints the report; args are the flags
+// given, echoed in it.
+func run(ctx context.Context, o options, scenarios []scenario, args []string, streams genericiooptions.IOStreams, getenv func(string) string) error {
 	if o.cpuProfile != "" {
 		stop, err := startCPUProfile(o.cpuProfile)
 		if err != nil {
@@ -121,21 +139,17 @@ func run(ctx context.Context, o options, modes []mode, args []string, streams ge
 			return err
 		}
 	}
-	fmt.Fprintf(out, "machine: %s\n", machine())
-	fmt.Fprintf(out, "command: go run ./bench %s\n", strings.Join(args, " "))
-	fmt.Fprintf(out, "forwarder: BATCH_SIZE=%d WORKERS=%d; %d alerts per throughput run (%d with grouping off), %d/s for %s in the latency run\n\n",
-		o.batch, o.workers, o.events, o.singleEvents, o.rate, o.duration)
-
+	printHeader(out, o, args)
 	var results []result
-	for _, m := range modes {
-		r, err := h.runMode(ctx, m)
+	for _, sc := range scenarios {
+		r, err := h.runScenario(ctx, sc)
 		if err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+			return fmt.Errorf("%s: %w", sc, err)
 		}
 		results = append(results, r)
 	}
 	fmt.Fprintf(out, "\nload average at the end: %s\n\n", loadAverage())
-	printResults(out, results)
+	printReport(out, o, results)
 	return nil
 }
 

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -30,97 +31,145 @@ type harness struct {
 	getenv func(string) string
 }
 
-// result is what one mode measured.
+// result is what one scenario measured.
 type result struct {
-	mode                        mode
-	delivered                   int
-	throughput                  float64 // alerts/s into SOAR
-	writeRequests, allRequests  int64
-	forwarderCPU                time.Duration
-	p50, p99, pmax              time.Duration
-	latencyEvents               int
-	peakRSS                     int64
-	natsLimit, mockLimit        float64
-	natsLimitN, mockLimitN      int
-	mockLimitReqs               int
-	harnessCPUShare, fwCPUShare float64
+	sc   scenario
+	fw   fwResult
+	base baselineResult
+	// lim holds the limits, measured for the scenarios without added
+	// latency only (nil otherwise).
+	lim *limits
 }
 
-// runMode measures one grouping mode: the limits, then the forwarder's
-// throughput, then its latency.
-func (h *harness) runMode(ctx context.Context, m mode) (result, error) {
-	r := result{mode: m}
-	w := newWorkload(m.events, m.perIncident, time.Now().UTC().Add(-time.Minute))
-	dir := func(what string) string { return filepath.Join(h.dir, m.name+"-"+what) }
+// fwResult is what the forwarder did in one scenario.
+type fwResult struct {
+	// The throughput run.
+	alerts              int     // alerts of the run
+	rate                float64 // alerts/s into SOAR, between 10% and 90%
+	writeReqs, restReqs int64
+	cpu                 time.Duration // the forwarder's CPU time over the run
+	cpuShare            float64       // its share of the CPU used by it and this process
+	peakInFlight        int64         // most requests in flight at SOAR
+	rssThroughput       int64         // VmHWM at the end of the run
+	// The latency run.
+	lat                  latencyStats
+	latRestReqs, latGets int64 // /rest requests; of them, checks of cached case ids (GET /rest/container)
+	latPeakInFlight      int64
+	rssLatency           int64
+}
 
-	fmt.Fprintf(h.log, "[%s] limit: JetStream to a consumer that only acknowledges...\n", m.name)
-	var err error
-	if r.natsLimit, err = natsLimit(ctx, dir("nats-limit"), w, h.o.batch); err != nil {
-		return r, fmt.Errorf("NATS limit: %w", err)
-	}
-	r.natsLimitN = len(w.events)
-	fmt.Fprintf(h.log, "[%s] limit: mock SOAR storing the forwarder's requests...\n", m.name)
-	if r.mockLimit, r.mockLimitReqs, err = mockLimit(ctx, dir("mock-limit"), w, h.o.batch, h.o.workers); err != nil {
-		return r, fmt.Errorf("mock SOAR limit: %w", err)
-	}
-	r.mockLimitN = len(w.events)
+// peakRSS is the forwarder's peak RSS over both runs.
+func (f fwResult) peakRSS() int64 { return max(f.rssThroughput, f.rssLatency) }
 
-	fmt.Fprintf(h.log, "[%s] throughput: forwarder draining %d alerts...\n", m.name, len(w.events))
-	if err := h.throughput(ctx, m, dir("throughput"), w, &r); err != nil {
-		return r, fmt.Errorf("throughput: %w", err)
-	}
-	fmt.Fprintf(h.log, "[%s] latency: %d alerts/s for %s...\n", m.name, h.o.rate, h.o.duration)
-	if err := h.latency(ctx, m, dir("latency"), &r); err != nil {
-		return r, fmt.Errorf("latency: %w", err)
+// limits are the rates of NATS and the mock SOAR alone.
+type limits struct {
+	nats, mock float64
+	mockReqs   int
+}
+
+// step is one measurement of a scenario, in a folder of its own.
+type step struct {
+	name string
+	run  func(ctx context.Context, dir string) error
+}
+
+// runScenario measures one scenario, step by step.
+func (h *harness) runScenario(ctx context.Context, sc scenario) (result, error) {
+	r := result{sc: sc}
+	w := newWorkload(h.o.events, sc.incidents, time.Now().UTC().Add(-time.Minute))
+	for i, s := range h.steps(sc, w, &r) {
+		fmt.Fprintf(h.log, "[%s] %s (load %s)...\n", sc, s.name, loadAverage())
+		if err := s.run(ctx, filepath.Join(h.dir, fmt.Sprintf("%s-%d-%d", sc.latency, sc.incidents, i))); err != nil {
+			return r, fmt.Errorf("%s: %w", s.name, err)
+		}
 	}
 	return r, nil
 }
 
+// steps are the measurements of a scenario, each storing what it measured
+// in r: the baseline, the forwarder's throughput, the limits (without
+// added latency only: the mock SOAR alone replays the requests the
+// forwarder sent), and the forwarder's latency.
+func (h *harness) steps(sc scenario, w *workload, r *result) []step {
+	var sent []request // by the forwarder in the throughput run, when the limits need them
+	steps := []step{
+		{fmt.Sprintf("baseline: one synchronous POST per alert, up to %d alerts or %s", h.o.baselineEvents, h.o.baselineDuration),
+			func(ctx context.Context, dir string) (err error) {
+				r.base, err = runBaseline(ctx, dir, sc.latency, w, h.o.baselineEvents, h.o.baselineDuration)
+				return err
+			}},
+		{fmt.Sprintf("forwarder throughput: draining %d alerts", len(w.events)), func(ctx context.Context, dir string) (err error) {
+			sent, err = h.throughput(ctx, sc, dir, w, &r.fw, sc.latency == 0)
+			return err
+		}},
+	}
+	if sc.latency == 0 {
+		r.lim = &limits{}
+		steps = append(steps,
+			step{"limit: JetStream to a consumer that only acknowledges", func(ctx context.Context, dir string) (err error) {
+				r.lim.nats, err = natsLimit(ctx, dir, w, h.o.batchSize())
+				return err
+			}},
+			step{"limit: mock SOAR alone storing the requests the forwarder sent", func(ctx context.Context, dir string) (err error) {
+				r.lim.mock, r.lim.mockReqs, err = mockLimit(ctx, dir, w, sent, h.o.inFlight())
+				return err
+			}})
+	}
+	return append(steps, step{fmt.Sprintf("forwarder latency: %d alerts/s for %s", h.o.rate, h.o.duration),
+		func(ctx context.Context, dir string) error { return h.latency(ctx, sc, dir, &r.fw) }})
+}
+
 // throughput preloads the stream, starts the forwarder and measures the
 // rate at which SOAR receives the alerts, between 10% and 90% of them.
-func (h *harness) throughput(ctx context.Context, m mode, dir string, w *workload, r *result) error {
+// With readBack, it returns the requests that carried them, read back
+// from SOAR once all are stored.
+func (h *harness) throughput(ctx context.Context, sc scenario, dir string, w *workload, r *fwResult, readBack bool) ([]request, error) {
 	n, err := startNATS(filepath.Join(dir, "nats"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer n.close()
 	d := forwarder.Defaults().NATS
 	if err := n.preloadStream(ctx, d.Stream, d.StreamSubjects, w); err != nil {
-		return err
+		return nil, err
 	}
-	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), nil)
+	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stopMock()
 	self0 := selfCPU()
-	fw, err := h.startForwarder(ctx, n.url(), url, m)
+	fw, err := h.startForwarder(ctx, n.url(), url)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer fw.stop()
 	total := int64(len(w.events))
 	rate, err := deliveryRate(ctx, soar, total)
 	if err != nil {
-		return fmt.Errorf("%w\n%s", err, fw.logText())
+		return nil, fmt.Errorf("%w\n%s", err, fw.logText())
 	}
 	harness := selfCPU() - self0
-	st := soar.Stats()
-	r.delivered = int(st.ArtifactsCreated)
-	r.throughput = rate
-	r.writeRequests = st.ByRoute["POST /rest/container"] + st.ByRoute["POST /rest/artifact"]
-	r.allRequests = st.Requests
 	rss, cpu, err := fw.usage()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.peakRSS, r.forwarderCPU = max(r.peakRSS, rss), cpu
-	r.fwCPUShare = cpu.Seconds() / (cpu + harness).Seconds()
-	r.harnessCPUShare = 1 - r.fwCPUShare
+	st := soar.Stats()
 	if st.Duplicates != 0 {
-		return fmt.Errorf("SOAR refused %d duplicates in a run without faults", st.Duplicates)
+		return nil, fmt.Errorf("SOAR refused %d duplicates in a run without faults", st.Duplicates)
 	}
-	return nil
+	r.alerts, r.rate = int(st.ArtifactsCreated), rate
+	r.writeReqs, r.restReqs, r.peakInFlight = writeRequests(st), restRequests(st), st.PeakInFlight
+	r.rssThroughput, r.cpu = rss, cpu
+	r.cpuShare = cpu.Seconds() / (cpu + harness).Seconds()
+	if !readBack {
+		return nil, nil
+	}
+	sent, err := sentRequests(ctx, url, w)
+	if err == nil && int64(len(sent)) != r.writeReqs {
+		err = fmt.Errorf("%d requests read back from the stored artifacts, but SOAR saw %d writes", len(sent), r.writeReqs)
+	}
+	return sent, err
 }
 
 // deliveryRate waits until soar holds total artifacts and returns the rate
@@ -150,26 +199,26 @@ func deliveryRate(ctx context.Context, soar *mockphantom.Server, total int64) (f
 // latency runs the forwarder live and publishes alerts as falcosidekick
 // does at o.rate per second, each with the time it was published; the mock
 // SOAR records when each was stored.
-func (h *harness) latency(ctx context.Context, m mode, dir string, r *result) error {
+func (h *harness) latency(ctx context.Context, sc scenario, dir string, r *fwResult) error {
 	n, err := startNATS(filepath.Join(dir, "nats"))
 	if err != nil {
 		return err
 	}
 	defer n.close()
 	rec := newRecorder()
-	_, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), rec.wrap)
+	soar, url, stopMock, err := startMock(ctx, filepath.Join(dir, "soar"), sc.latency, rec.wrap)
 	if err != nil {
 		return err
 	}
 	defer stopMock()
-	fw, err := h.startForwarder(ctx, n.url(), url, m)
+	fw, err := h.startForwarder(ctx, n.url(), url)
 	if err != nil {
 		return err
 	}
 	defer fw.stop()
 
 	total := int(h.o.duration.Seconds() * float64(h.o.rate))
-	published, err := publishAtRate(n.nc, total, h.o.rate, m.perIncident)
+	published, err := publishAtRate(n.nc, total, h.o.rate, sc.incidents)
 	if err != nil {
 		return err
 	}
@@ -181,24 +230,19 @@ func (h *harness) latency(ctx context.Context, m mode, dir string, r *result) er
 	}); err != nil {
 		return fmt.Errorf("%w\n%s", err, fw.logText())
 	}
-	lat, err := latencies(published, rec.times())
-	if err != nil {
+	if r.lat, err = latencies(published, rec.times()); err != nil {
 		return err
 	}
-	r.latencyEvents = len(lat)
-	r.p50, r.p99, r.pmax = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
-	rss, _, err := fw.usage()
-	if err != nil {
-		return err
-	}
-	r.peakRSS = max(r.peakRSS, rss)
-	return nil
+	st := soar.Stats()
+	r.latRestReqs, r.latGets, r.latPeakInFlight = restRequests(st), st.ByRoute["GET /rest/container"], st.PeakInFlight
+	r.rssLatency, _, err = fw.usage()
+	return err
 }
 
 // publishAtRate publishes total alerts as plain NATS publishes, as
 // falcosidekick does, at rate per second, and returns when each was
 // published, by Falco event ID.
-func publishAtRate(nc *nats.Conn, total, rate, perIncident int) (map[string]time.Time, error) {
+func publishAtRate(nc *nats.Conn, total, rate, incidents int) (map[string]time.Time, error) {
 	published := make(map[string]time.Time, total)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -208,7 +252,7 @@ func publishAtRate(nc *nats.Conn, total, rate, perIncident int) (map[string]time
 		due := min(total, int(time.Since(start).Seconds()*float64(rate)))
 		for ; i < due; i++ {
 			now := time.Now()
-			ev := shellAlert(i, incidentOf(i, perIncident), now.UTC())
+			ev := shellAlert(i, incidentOf(i, incidents), now.UTC())
 			b, err := json.Marshal(ev)
 			if err != nil {
 				return nil, err
@@ -222,20 +266,47 @@ func publishAtRate(nc *nats.Conn, total, rate, perIncident int) (map[string]time
 	return published, nil
 }
 
-// latencies returns, sorted, how long each published alert took to be
-// stored; every stored alert must be one that was published.
-func latencies(published, stored map[string]time.Time) ([]time.Duration, error) {
-	var lat []time.Duration
-	for id, at := range stored {
-		if p, ok := published[id]; ok {
-			lat = append(lat, at.Sub(p))
+// latencyStats sums up how long published alerts took to be stored.
+type latencyStats struct {
+	n              int
+	p50, p99, pmax time.Duration
+	over100ms      int
+	// maxAt is when the slowest alert was published, from the first
+	// publish.
+	maxAt time.Duration
+}
+
+// latencies returns how long the published alerts took to be stored;
+// every published alert must have been stored.
+func latencies(published, stored map[string]time.Time) (latencyStats, error) {
+	var s latencyStats
+	var first, slowest time.Time
+	for _, p := range published {
+		if first.IsZero() || p.Before(first) {
+			first = p
 		}
 	}
-	if len(lat) != len(published) {
-		return nil, fmt.Errorf("%d stored alerts match a published one, want %d", len(lat), len(published))
+	lat := make([]time.Duration, 0, len(published))
+	for id, p := range published {
+		at, ok := stored[id]
+		if !ok {
+			return s, fmt.Errorf("alert %s was published but not stored", id)
+		}
+		d := at.Sub(p)
+		lat = append(lat, d)
+		if d > 100*time.Millisecond {
+			s.over100ms++
+		}
+		if d > s.pmax {
+			s.pmax, slowest = d, p
+		}
+	}
+	if len(lat) == 0 {
+		return s, errors.New("no alert was published")
 	}
 	slices.Sort(lat)
-	return lat, nil
+	s.n, s.p50, s.p99, s.maxAt = len(lat), lat[len(lat)/2], lat[len(lat)*99/100], slowest.Sub(first)
+	return s, nil
 }
 
 // selfCPU is the CPU time this process (NATS and the mock SOAR) used so

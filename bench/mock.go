@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +19,9 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
 
-// startMock starts the mock SOAR storing in dir; wrap, when not nil, wraps
-// its handler.
-func startMock(ctx context.Context, dir string, wrap func(http.Handler) http.Handler) (*mockphantom.Server, string, func(), error) {
+// startMock starts the mock SOAR storing in dir, adding latency to every
+// /rest request; wrap, when not nil, wraps its handler.
+func startMock(ctx context.Context, dir string, latency time.Duration, wrap func(http.Handler) http.Handler) (*mockphantom.Server, string, func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, "", nil, err
 	}
@@ -28,6 +29,7 @@ func startMock(ctx context.Context, dir string, wrap func(http.Handler) http.Han
 	if err != nil {
 		return nil, "", nil, err
 	}
+	s.SetFaults(mockphantom.Faults{Latency: latency})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		_ = s.Close()
@@ -46,6 +48,25 @@ func startMock(ctx context.Context, dir string, wrap func(http.Handler) http.Han
 		_ = s.Close()
 	}
 	return s, "http://" + ln.Addr().String(), stop, nil
+}
+
+// writeRequests counts the requests in st that store something.
+func writeRequests(st mockphantom.Stats) int64 {
+	return st.ByRoute["POST /rest/container"] + st.ByRoute["POST /rest/artifact"]
+}
+
+// restRequests counts every /rest request in st: writes, the forwarder's
+// checks of cached case ids (GET /rest/container) and its readiness
+// probe's.
+func restRequests(st mockphantom.Stats) int64 {
+	var n int64
+	for route, c := range st.ByRoute {
+		_, path, _ := strings.Cut(route, " ")
+		if strings.HasPrefix(path, "/rest/") {
+			n += c
+		}
+	}
+	return n
 }
 
 // post sends one write to the mock SOAR and returns the id of a created

@@ -11,20 +11,28 @@ import (
 
 // workload is a set of alerts ready to publish.
 type workload struct {
-	events  []*falco.Event
-	bodies  [][]byte
-	perCase int
+	events    []*falco.Event
+	bodies    [][]byte
+	incidents int
 }
 
-// newWorkload makes n shell alerts: with perIncident > 1, activeIncidents
-// containers at a time raise perIncident alerts each, interleaved; with 1,
-// every alert comes from a container of its own. Every alert is unique.
-func newWorkload(n, perIncident int, start time.Time) *workload {
-	w := &workload{perCase: perIncident}
+// newWorkload makes n shell alerts raised by the given number of
+// incidents (containers), interleaved: alert i belongs to incident
+// i % incidents, so with many incidents consecutive alerts go to
+// different cases. Every alert is unique.
+func newWorkload(n, incidents int, start time.Time) *workload {
+	w := &workload{incidents: incidents}
 	for i := range n {
-		w.add(shellAlert(i, incidentOf(i, perIncident), start.Add(time.Duration(i)*100*time.Microsecond)))
+		w.add(shellAlert(i, incidentOf(i, incidents), start.Add(time.Duration(i)*100*time.Microsecond)))
 	}
 	return w
+}
+
+// head is the workload of the first n alerts of w (all of them when it
+// holds fewer).
+func (w *workload) head(n int) *workload {
+	n = min(n, len(w.events))
+	return &workload{events: w.events[:n], bodies: w.bodies[:n], incidents: w.incidents}
 }
 
 func (w *workload) add(ev *falco.Event) {
@@ -35,14 +43,9 @@ func (w *workload) add(ev *falco.Event) {
 	w.events, w.bodies = append(w.events, ev), append(w.bodies, b)
 }
 
-// incidentOf is the incident of the i-th alert.
-func incidentOf(i, perIncident int) int {
-	if perIncident <= 1 {
-		return i
-	}
-	block := perIncident * activeIncidents
-	return (i/block)*activeIncidents + i%activeIncidents
-}
+// incidentOf is the incident of the i-th alert when that many incidents
+// interleave.
+func incidentOf(i, incidents int) int { return i % incidents }
 
 // shellAlert is the i-th alert, raised in the container of incident inc.
 func shellAlert(i, inc int, at time.Time) *falco.Event {
