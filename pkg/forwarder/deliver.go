@@ -70,9 +70,8 @@ func (c *caseQueues) drain(q *caseQueue) []*item {
 	return items
 }
 
-// dispatch checks the cached ids of the batch's cases in one request (see
-// caseIDs), then queues each grouped item for its case, starting the
-// senders of cases that have none.
+// dispatch queues each grouped item for its case, starting the senders of
+// cases that have none.
 func (p *pipeline) dispatch(ctx context.Context, items []*item) {
 	byCase := map[string][]*item{}
 	var order []string
@@ -87,13 +86,6 @@ func (p *pipeline) dispatch(ctx context.Context, items []*item) {
 	}
 	if len(order) == 0 {
 		return
-	}
-	// One check for the batch's cases, when a request can go at once; a
-	// check not made, or failed, leaves the ids untrusted, and each sender
-	// checks its own.
-	if t, ok := p.flow.tryAcquire(); ok {
-		err := p.checkCases(ctx, order)
-		p.flow.release(t, outcomeOf(err))
 	}
 	for _, cse := range order {
 		if q, start := p.queues.add(cse, byCase[cse]); start {
@@ -111,6 +103,8 @@ func (p *pipeline) dispatch(ctx context.Context, items []*item) {
 func (p *pipeline) send(ctx context.Context, q *caseQueue) {
 	defer p.senders.Done()
 	for attempt := 0; ; {
+		// The check first, holding no slot: the check requests need one.
+		checkErr := p.checks.check(ctx, q.cse)
 		t, err := p.flow.acquire(ctx)
 		if err != nil {
 			p.giveBack(q)
@@ -121,11 +115,12 @@ func (p *pipeline) send(ctx context.Context, q *caseQueue) {
 			p.flow.release(t, cancelled)
 			return
 		}
-		err = p.checkCases(ctx, []string{q.cse})
-		if err == nil {
+		if err = checkErr; err == nil {
 			err = p.store(ctx, q.cse, items)
+			p.flow.release(t, outcomeOf(err))
+		} else {
+			p.flow.release(t, cancelled) // the check's own outcome counted
 		}
-		p.flow.release(t, outcomeOf(err))
 		pending := slices.DeleteFunc(items, func(it *item) bool { return it.done })
 		if len(pending) == 0 {
 			attempt = 0
@@ -205,7 +200,9 @@ func (p *pipeline) checkCases(ctx context.Context, cases []string) error {
 func (p *pipeline) store(ctx context.Context, cse string, items []*item) error {
 	arts := make([]phantom.Artifact, len(items))
 	for i, it := range items {
-		arts[i] = it.art
+		// Built when sent, not kept while the item waits: less memory
+		// held for a backlog.
+		arts[i] = artifact(it.ev, it.msg.Data, it.id, true)
 		arts[i].RunAutomation = i == len(items)-1
 	}
 	id, known, _ := p.cases.get(cse)

@@ -14,8 +14,8 @@ import (
 // flow bounds the requests to SOAR that are in flight at once, and makes
 // them back off together when SOAR pushes back.
 //
-// The bound adapts the way TCP's congestion window does (additive
-// increase, multiplicative decrease): every answered request raises it by
+// The bound starts at max and adapts the way TCP's congestion window does
+// (additive increase, multiplicative decrease): every answered request raises it by
 // 1/limit, so by about one per round trip, up to max; a request SOAR
 // pushes back on (429, 503, a timeout) halves it, at most once per
 // cool-down, down to one. A failed request also pauses every request for
@@ -59,10 +59,11 @@ const (
 // pushback, answered by many requests in flight, halves the limit once.
 const decreaseCooldown = time.Second
 
+// newFlow starts at the most requests in flight: nothing says SOAR cannot
+// take them until it pushes back.
 func newFlow(max int, metrics *Metrics) *flow {
-	initial := min(8, max)
-	f := &flow{max: max, metrics: metrics, now: time.Now, limit: float64(initial)}
-	metrics.concurrencyLimit.Set(float64(initial))
+	f := &flow{max: max, metrics: metrics, now: time.Now, limit: float64(max)}
+	metrics.concurrencyLimit.Set(float64(max))
 	return f
 }
 
@@ -73,18 +74,6 @@ func (f *flow) acquire(ctx context.Context) (ticket, error) { return f.take(ctx,
 // acquireDuringPause waits for a slot only: the probe that tells when SOAR
 // is back must not wait out the pause.
 func (f *flow) acquireDuringPause(ctx context.Context) (ticket, error) { return f.take(ctx, true) }
-
-// tryAcquire takes a slot only if one is free and no pause is in effect.
-func (f *flow) tryAcquire() (ticket, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.pausedUntil.After(f.now()) || f.inFlight >= int(f.limit) || len(f.waiters) > 0 {
-		return ticket{}, false
-	}
-	f.inFlight++
-	f.metrics.inFlight.Set(float64(f.inFlight))
-	return ticket{f.round}, true
-}
 
 func (f *flow) take(ctx context.Context, duringPause bool) (ticket, error) {
 	for {

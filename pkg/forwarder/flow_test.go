@@ -22,7 +22,7 @@ func TestFlowBoundsRequestsInFlight(t *testing.T) {
 		}
 		tickets = append(tickets, tk)
 	}
-	if _, ok := f.tryAcquire(); ok {
+	if _, ok := tryAcquire(f); ok {
 		t.Fatal("a fifth request got a slot with a limit of 4")
 	}
 	got := make(chan error, 1)
@@ -66,19 +66,20 @@ func TestFlowAdditiveIncreaseMultiplicativeDecrease(t *testing.T) {
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	f := newFlow(32, NewMetrics())
 	f.now = func() time.Time { return now }
-	if f.limit != 8 {
-		t.Fatalf("initial limit %v, want 8", f.limit)
+	if f.limit != 32 {
+		t.Fatalf("initial limit %v, want the maximum, 32", f.limit)
 	}
+	f.limit = 8 // as after some pushback
 	for range 8 * 4 { // about four round trips at the limit
-		tk, _ := f.tryAcquire()
+		tk, _ := tryAcquire(f)
 		f.release(tk, answered)
 	}
 	if f.limit < 11 || f.limit > 12 {
 		t.Errorf("limit after 32 answers from 8: %.2f, want about 12 (one more a round trip)", f.limit)
 	}
 	before := f.limit
-	tk1, _ := f.tryAcquire()
-	tk2, _ := f.tryAcquire()
+	tk1, _ := tryAcquire(f)
+	tk2, _ := tryAcquire(f)
 	f.release(tk1, pushback)
 	f.release(tk2, pushback) // the same burst: no second halving
 	if f.limit != max(1, before/2) {
@@ -86,7 +87,7 @@ func TestFlowAdditiveIncreaseMultiplicativeDecrease(t *testing.T) {
 	}
 	now = now.Add(decreaseCooldown)
 	f.pausedUntil = time.Time{}
-	tk3, _ := f.tryAcquire()
+	tk3, _ := tryAcquire(f)
 	f.release(tk3, pushback)
 	if f.limit != max(1, before/4) {
 		t.Errorf("limit after more pushback a cool-down later: %.2f, want %.2f", f.limit, before/4)
@@ -94,7 +95,7 @@ func TestFlowAdditiveIncreaseMultiplicativeDecrease(t *testing.T) {
 	for range 20 {
 		f.pausedUntil = time.Time{}
 		now = now.Add(decreaseCooldown)
-		tk, _ := f.tryAcquire()
+		tk, _ := tryAcquire(f)
 		f.release(tk, pushback)
 	}
 	if f.limit != 1 {
@@ -102,7 +103,7 @@ func TestFlowAdditiveIncreaseMultiplicativeDecrease(t *testing.T) {
 	}
 	for range 600 { // from 1 to 32 at one more a round trip: 1+2+...+31 answers
 		f.pausedUntil = time.Time{}
-		tk, _ := f.tryAcquire()
+		tk, _ := tryAcquire(f)
 		f.release(tk, answered)
 	}
 	if f.limit != 32 {
@@ -116,15 +117,15 @@ func TestFlowAdditiveIncreaseMultiplicativeDecrease(t *testing.T) {
 func TestFlowPausesTogether(t *testing.T) {
 	t.Parallel()
 	f := newFlow(8, NewMetrics())
-	a, _ := f.tryAcquire()
-	b, _ := f.tryAcquire()
+	a, _ := tryAcquire(f)
+	b, _ := tryAcquire(f)
 	f.release(a, failed)
 	first := f.pausedUntil
 	f.release(b, failed)
 	if f.failures != 1 || !f.pausedUntil.Equal(first) {
 		t.Errorf("after two failures of one round: failures %d, pause changed %v; want 1, unchanged", f.failures, !f.pausedUntil.Equal(first))
 	}
-	if _, ok := f.tryAcquire(); ok {
+	if _, ok := tryAcquire(f); ok {
 		t.Fatal("a request got a slot during the pause")
 	}
 	begin := time.Now()
@@ -166,4 +167,12 @@ func TestOutcomeOf(t *testing.T) {
 			t.Errorf("outcomeOf(%v) = %d, want %d", err, got, want)
 		}
 	}
+}
+
+// tryAcquire takes a slot only if one is free, and no pause holds, at once.
+func tryAcquire(f *flow) (ticket, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	t, err := f.acquire(ctx)
+	return t, err == nil
 }

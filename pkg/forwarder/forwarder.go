@@ -33,7 +33,7 @@ type Forwarder struct {
 	metrics *Metrics
 	client  *phantom.Client
 
-	budget *byteBudget // bytes of events in flight
+	budget *budget // events in flight
 	// caseCheckInterval is how long SOAR's word on a case id is trusted.
 	caseCheckInterval time.Duration
 
@@ -66,7 +66,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SOAR client: %w", err)
 	}
-	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newByteBudget(maxInFlightBytes),
+	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newBudget(maxInFlightBytes, maxInFlightEvents),
 		caseCheckInterval: caseCheckInterval}, nil
 }
 

@@ -39,6 +39,8 @@ type pipeline struct {
 	cases *caseIDs
 	// queues are the alerts waiting to be sent, by case.
 	queues caseQueues
+	// checks coalesces the checks of cached case ids.
+	checks checks
 	// senders counts the goroutines that send or retry alerts.
 	senders sync.WaitGroup
 
@@ -54,7 +56,7 @@ type pipeline struct {
 type item struct {
 	msg  *Message
 	ev   *falco.Event
-	art  phantom.Artifact
+	id   string // ev.ID()
 	cse  string // case source_data_identifier
 	done bool
 }
@@ -138,8 +140,7 @@ func (p *pipeline) prepare(m *Message) (*item, *DeadLetterError) {
 	if ahead := time.Until(ev.Time); ahead > maxClockSkew {
 		p.warnClock(ev, ahead)
 	}
-	// Parse accepted m.Data, so it is valid JSON.
-	return &item{msg: m, ev: ev, art: artifact(ev, m.Data, ev.ID(), true)}, nil
+	return &item{msg: m, ev: ev, id: ev.ID()}, nil
 }
 
 // warnClock says, at most once a minute, that an alert is stamped far

@@ -87,11 +87,13 @@ func (f *Forwarder) openSource(ctx context.Context, nc *nats.Conn) (*source, err
 }
 
 func (f *Forwarder) newPipeline(anchors anchorStore, dl deadLetterSink) *pipeline {
-	return &pipeline{
+	p := &pipeline{
 		client: f.client, label: f.cfg.Phantom.Label, batchSize: f.cfg.BatchSize, grouper: newGrouper(f.cfg.GroupWindow, anchors),
 		deadLetters: newDeadLetterQueue(dl, f.metrics, f.log), metrics: f.metrics, log: f.log,
 		flow: newFlow(f.cfg.MaxInFlight, f.metrics), leases: newLeases(leaseEvery), cases: newCaseIDs(f.caseCheckInterval),
 	}
+	p.checks.p = p
+	return p
 }
 
 // setupJetStream makes sure the event stream, the dead-letter stream and
@@ -353,28 +355,37 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // few kilobytes, so only a burst of hostile, oversized events reaches it.
 const maxInFlightBytes = 32 << 20
 
-// byteBudget bounds the bytes of events in flight; see admit.
-type byteBudget struct {
-	mu      sync.Mutex
-	used    int
-	limit   int
-	waiting bool
-	freed   chan struct{} // closed when bytes are given back to a waiter
+// maxInFlightEvents bounds how many events are taken from NATS and not
+// settled yet. A parsed event waiting for SOAR costs some kilobytes of
+// memory; the rest of a backlog waits in JetStream, which is made for it.
+// It is well above what the requests in flight need to stay full.
+const maxInFlightEvents = 1024
+
+// budget bounds the events in flight, in bytes and in number; see admit.
+type budget struct {
+	mu        sync.Mutex
+	used      int // bytes
+	count     int // events
+	limit     int // bytes
+	maxEvents int
+	waiting   bool
+	freed     chan struct{} // closed when some budget is given back to a waiter
 }
 
-func newByteBudget(limit int) *byteBudget {
-	return &byteBudget{limit: limit, freed: make(chan struct{})}
+func newBudget(limit, maxEvents int) *budget {
+	return &budget{limit: limit, maxEvents: maxEvents, freed: make(chan struct{})}
 }
 
-// admit waits until m's bytes fit in the budget (a message larger than the
-// whole budget waits for all of it) and makes settling m give them back.
-// It returns false when ctx ends first.
-func (b *byteBudget) admit(ctx context.Context, m *Message) bool {
+// admit waits until m fits in the budget (a message larger than the whole
+// byte budget waits for all of it) and makes settling m give its share
+// back. It returns false when ctx ends first.
+func (b *budget) admit(ctx context.Context, m *Message) bool {
 	n := min(len(m.Data), b.limit)
 	for {
 		b.mu.Lock()
-		if b.used+n <= b.limit {
+		if b.used+n <= b.limit && b.count < b.maxEvents {
 			b.used += n
+			b.count++
 			b.mu.Unlock()
 			break
 		}
@@ -405,10 +416,11 @@ func (b *byteBudget) admit(ctx context.Context, m *Message) bool {
 	return true
 }
 
-func (b *byteBudget) release(n int) {
+func (b *budget) release(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.used -= n
+	b.count--
 	if b.waiting {
 		b.waiting = false
 		close(b.freed)
