@@ -69,7 +69,7 @@ func TestFlowAdditiveIncreaseMultiplicativeDecrease(t *testing.T) {
 	if f.limit != 32 {
 		t.Fatalf("initial limit %v, want the maximum, 32", f.limit)
 	}
-	f.limit = 8 // as after some pushback
+	f.limit = 8       // as after some pushback
 	for range 8 * 4 { // about four round trips at the limit
 		tk, _ := tryAcquire(f)
 		f.release(tk, answered)
