@@ -185,6 +185,27 @@ func (c *Client) CreateContainer(ctx context.Context, ct *Container) (*Container
 	return res, nil
 }
 
+// CreateNote adds a note to a container and returns its id. NoteType
+// defaults to "general" and NoteFormat to "markdown".
+func (c *Client) CreateNote(ctx context.Context, n Note) (int64, error) {
+	const op = "POST /rest/note"
+	if n.NoteType == "" {
+		n.NoteType = "general"
+	}
+	if n.NoteFormat == "" {
+		n.NoteFormat = "markdown"
+	}
+	var resp responseStatus
+	status, err := c.do(ctx, http.MethodPost, "/rest/note", nil, n, &resp)
+	if err != nil {
+		return 0, withOp(err, op)
+	}
+	if resp.Failed || status >= 300 || resp.ID == 0 {
+		return 0, &Error{Op: op, Status: status, Kind: classify(status, resp.Message), Message: orUnexpected(resp.Message, resp.ID == 0)}
+	}
+	return resp.ID, nil
+}
+
 // CreateArtifacts adds artifacts to existing containers in one request and
 // returns one result per artifact, in order. An artifact that SOAR already
 // holds (same container and source_data_identifier) counts as a success

@@ -112,3 +112,16 @@ type responseStatus struct {
 	ID                 int64  `json:"id"`
 	ExistingArtifactID int64  `json:"existing_artifact_id"`
 }
+
+// Note is a SOAR note on a container: what the responder writes into a
+// case after acting, so the case shows what was done.
+type Note struct {
+	ID          int64  `json:"id,omitempty"`
+	ContainerID int64  `json:"container_id"`
+	Title       string `json:"title"`
+	Content     string `json:"content"`
+	// NoteType is "general" for a note on a container (SOAR requires it).
+	NoteType string `json:"note_type"`
+	// NoteFormat is "markdown" (SOAR's default) or "html".
+	NoteFormat string `json:"note_format,omitempty"`
+}
