@@ -85,7 +85,9 @@ func TestCordonAndUncordonTheNode(t *testing.T) {
 	if _, err := apiServer.Kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = apiServer.Kube.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = apiServer.Kube.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{})
+	})
 	newPod(t, apiServer.Kube, ns, "web", "", func(p *corev1.Pod) { p.Spec.NodeName = node.Name })
 	r, _ := responder(ns)
 	getNode := func() *corev1.Node {

@@ -67,7 +67,9 @@ func (p Policy) NamespaceAllowed(ns string) bool {
 func (p Policy) AllNamespaces() bool { return slices.Contains(p.Namespaces, AllNamespaces) }
 
 // ActionAllowed tells whether a may be done.
-func (p Policy) ActionAllowed(a Action) bool { return p.Actions == nil || slices.Contains(p.Actions, a) }
+func (p Policy) ActionAllowed(a Action) bool {
+	return p.Actions == nil || slices.Contains(p.Actions, a)
+}
 
 func (p Policy) actions() []Action {
 	if p.Actions == nil {

@@ -13,7 +13,9 @@ func Rules(actions []Action) (namespaced, cluster []rbacv1.PolicyRule) {
 	if actions == nil {
 		actions = Actions()
 	}
-	has := func(as ...Action) bool { return slices.ContainsFunc(as, func(a Action) bool { return slices.Contains(actions, a) }) }
+	has := func(as ...Action) bool {
+		return slices.ContainsFunc(as, func(a Action) bool { return slices.Contains(actions, a) })
+	}
 	pods := []string{"get", "list"}
 	if has(Isolate, Release, Label, Annotate) {
 		pods = append(pods, "patch")
