@@ -223,6 +223,7 @@ func (s *Server) routes() *http.ServeMux {
 	}))
 	mux.Handle("/rest/container/{id}", s.rest(methods{
 		http.MethodGet:    s.getContainer,
+		http.MethodPost:   s.updateContainer,
 		http.MethodDelete: s.deleteContainer,
 	}))
 	mux.Handle("/rest/container/{id}/artifacts", s.rest(methods{http.MethodGet: s.listContainerArtifacts}))
