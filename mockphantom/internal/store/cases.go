@@ -230,12 +230,15 @@ func (st *Store) ContainerNames(ctx context.Context, limit int) ([]string, error
 	return st.strings(ctx, "SELECT DISTINCT name FROM containers ORDER BY name LIMIT ?", limit)
 }
 
-// CEFValues returns the distinct values of one CEF key among all
-// artifacts, in order, at most limit of them. It reads every artifact.
+// CEFValues returns the distinct values of one CEF key among the first
+// artifacts of the containers, in order, at most limit of them. A case is
+// one incident, whose artifacts share such values as the namespace; the
+// first artifact stands for them, which spares reading every artifact.
 func (st *Store) CEFValues(ctx context.Context, key string, limit int) ([]string, error) {
-	path := cefPath(key)
-	return st.strings(ctx, `SELECT DISTINCT json_extract(cef, ?) AS v FROM artifacts
-		WHERE json_extract(cef, ?) IS NOT NULL ORDER BY v LIMIT ?`, path, path, limit)
+	return st.strings(ctx, `SELECT DISTINCT v FROM (
+		SELECT json_extract(cef, ?) AS v FROM artifacts
+		WHERE id IN (SELECT MIN(id) FROM artifacts GROUP BY container_id))
+		WHERE v IS NOT NULL ORDER BY v LIMIT ?`, cefPath(key), limit)
 }
 
 func (st *Store) strings(ctx context.Context, query string, args ...any) ([]string, error) {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -14,11 +13,7 @@ import (
 //	3 "Terminal shell" low,  no artifacts
 func newCaseStore(t *testing.T) *Store {
 	t.Helper()
-	st, err := Open(t.Context(), filepath.Join(t.TempDir(), "soar.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openTestStore(t)
 	type art struct {
 		start string
 		cef   map[string]any
@@ -37,7 +32,7 @@ func newCaseStore(t *testing.T) *Store {
 		}},
 		{"Terminal shell", "low", nil},
 	}
-	err = st.Write(t.Context(), func(tx *Tx) error {
+	err := st.Write(t.Context(), func(tx *Tx) error {
 		for _, c := range cases {
 			id, _, err := tx.InsertContainer(NewContainer{Name: c.name, Label: "events", Severity: c.severity,
 				Sensitivity: "amber", Status: "new", Data: "{}", Tags: "[]", CustomFields: "{}"})
