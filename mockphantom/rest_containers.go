@@ -1,6 +1,7 @@
 package mockphantom
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -267,6 +268,17 @@ func (s *Server) parseContainerUpdate(body []byte) (store.ContainerUpdate, error
 	return u, nil
 }
 
+// applyUpdate checks an update of container id (the body of POST
+// /rest/container/N) and applies it; a client's mistake is an inputError.
+// It reports whether the container exists.
+func (s *Server) applyUpdate(ctx context.Context, id int64, body []byte) (found bool, err error) {
+	u, err := s.parseContainerUpdate(body)
+	if err != nil {
+		return false, err
+	}
+	return s.store.UpdateContainer(ctx, id, u)
+}
+
 // valueOr returns *p, or def when p is nil or points to "".
 func valueOr(p *string, def string) string {
 	if p == nil || *p == "" {
@@ -278,15 +290,11 @@ func valueOr(p *string, def string) string {
 // createContainer handles POST /rest/container: the container and its
 // inline artifacts are written in one transaction.
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
-	body, release, ok := s.readBody(w, r)
+	body, release, ok := s.readObject(w, r, "request body must be a JSON object describing one container")
 	if !ok {
 		return
 	}
 	defer release()
-	if jsonKind(body) != '{' {
-		writeError(w, http.StatusBadRequest, "request body must be a JSON object describing one container")
-		return
-	}
 	c, items, err := s.parseContainer(body)
 	if err != nil {
 		s.writeInputError(w, r, "create container", err)
@@ -333,9 +341,8 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 
 // getContainer handles GET /rest/container/N.
 func (s *Server) getContainer(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "container")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
 	c, found, err := s.store.Container(r.Context(), id)
@@ -352,29 +359,19 @@ func (s *Server) getContainer(w http.ResponseWriter, r *http.Request) {
 // updateContainer handles POST /rest/container/N: it changes the fields
 // the body names and answers {"success": true, "id": N}, as SOAR does.
 func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "container")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
-	body, release, ok := s.readBody(w, r)
+	body, release, ok := s.readObject(w, r, "request body must be a JSON object with the fields to change")
 	if !ok {
 		return
 	}
 	defer release()
-	if jsonKind(body) != '{' {
-		writeError(w, http.StatusBadRequest, "request body must be a JSON object with the fields to change")
-		return
-	}
-	u, err := s.parseContainerUpdate(body)
-	if err != nil {
-		s.writeInputError(w, r, "update container", err)
-		return
-	}
-	found, err := s.store.UpdateContainer(r.Context(), id, u)
+	found, err := s.applyUpdate(r.Context(), id, body)
 	switch {
 	case err != nil:
-		s.internalError(w, r, "update container", err)
+		s.writeInputError(w, r, "update container", err)
 	case !found:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("container %d does not exist", id))
 	default:
@@ -385,9 +382,8 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) {
 // deleteContainer handles DELETE /rest/container/N (user credentials only,
 // see authed).
 func (s *Server) deleteContainer(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "container")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
 	deleted, err := s.store.DeleteContainer(r.Context(), id)

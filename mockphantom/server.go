@@ -410,6 +410,14 @@ func tooLargeMessage(limit int64) string {
 	return fmt.Sprintf("request body too large: the limit is %d bytes", limit)
 }
 
+// restID is pathID for /rest: it answers 404 itself when ok is false.
+func restID(w http.ResponseWriter, r *http.Request, what string) (id int64, ok bool) {
+	if id, ok = pathID(r); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %q does not exist", what, r.PathValue("id")))
+	}
+	return id, ok
+}
+
 // pathID parses the {id} path value; ok is false when it is not a
 // positive integer.
 func pathID(r *http.Request) (int64, bool) {
