@@ -231,7 +231,7 @@ func makeCaseRow(c store.Container, sum store.Summary) caseRow {
 		StatusClass:  statusClass(c.Status),
 		Owner:        ownerLabel(c.OwnerID, 40),
 		Namespace:    makeFact(sum, cefNamespace, 40),
-		Pod:          makeFact(sum, cefPod, 60),
+		Pod:          makeFact(sum, cefPod, 48),
 		Image:        makeFact(sum, cefImage, 60),
 		Node:         makeFact(sum, cefNode, 40),
 		FirstSeen:    displayTime(sum.FirstSeen),
