@@ -45,14 +45,14 @@ type (
 		Data, CustomFields                       string
 	}
 	alertRow struct {
-		ID                               int64
-		Anchor                           string
-		Time                             pageTime
-		Name, Severity, SevClass         string
-		Process, Parent, Command, User   string
-		File                             string
-		CEF                              []cefRow
-		Data, Label, Type, SDI, CEFTypes string
+		ID                             int64
+		Anchor                         string
+		Time                           pageTime
+		Name, Severity, SevClass       string
+		Process, Parent, Command, User string
+		File                           string
+		CEF                            []cefRow
+		Data, Label, Type, SDI         string
 	}
 	cefRow   struct{ Key, Label, Value, Types string }
 	caseForm struct {
