@@ -2,12 +2,14 @@
 // Phantom) REST API. It implements the subset of /rest that the forwarder
 // uses (containers, artifacts, listings, version, container options), keeps
 // everything in a SQLite file so that data survives restarts, can inject
-// faults (latency, errors, hangs, outages) and serves a read-only web page so
-// that people can watch cases arrive.
+// faults (latency, errors, hangs, outages) and serves a web page where
+// people can watch cases arrive, filter and search them, read a case's
+// timeline and change its status and owner.
 package mockphantom
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -84,6 +86,9 @@ type Server struct {
 	store *store.Store
 	pages *template.Template
 	mux   *http.ServeMux
+	// formKey signs the tokens of the web page's forms; drawn at New, so
+	// a restart makes the forms of open pages out of date.
+	formKey []byte
 
 	faultMu sync.Mutex
 	faults  Faults
@@ -123,7 +128,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		pages:   pages,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		release: make(chan struct{}),
+		formKey: make([]byte, 32),
 	}
+	_, _ = cryptorand.Read(s.formKey) // never fails (crypto/rand.Read)
 	s.stats.init()
 	s.mux = s.routes()
 	return s, nil
@@ -223,6 +230,7 @@ func (s *Server) routes() *http.ServeMux {
 	}))
 	mux.Handle("/rest/container/{id}", s.rest(methods{
 		http.MethodGet:    s.getContainer,
+		http.MethodPost:   s.updateContainer,
 		http.MethodDelete: s.deleteContainer,
 	}))
 	mux.Handle("/rest/container/{id}/artifacts", s.rest(methods{http.MethodGet: s.listContainerArtifacts}))
@@ -239,7 +247,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/mock/stats", s.authed(methods{http.MethodGet: s.getStats}))
 
 	mux.Handle("/{$}", s.authed(methods{http.MethodGet: s.indexPage}))
-	mux.Handle("/container/{id}", s.authed(methods{http.MethodGet: s.containerPage}))
+	mux.Handle("/container/{id}", s.authed(methods{
+		http.MethodGet:  s.containerPage,
+		http.MethodPost: s.caseFormPost,
+	}))
 	mux.HandleFunc("/", s.notFound)
 	return mux
 }
@@ -407,6 +418,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func tooLargeMessage(limit int64) string {
 	return fmt.Sprintf("request body too large: the limit is %d bytes", limit)
+}
+
+// restID is pathID for /rest: it answers 404 itself when ok is false.
+func restID(w http.ResponseWriter, r *http.Request, what string) (id int64, ok bool) {
+	if id, ok = pathID(r); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %q does not exist", what, r.PathValue("id")))
+	}
+	return id, ok
 }
 
 // pathID parses the {id} path value; ok is false when it is not a
