@@ -120,9 +120,9 @@ type Note struct {
 	// ContainerID is where a new note goes (POST).
 	ContainerID int64 `json:"container_id,omitempty"`
 	// Container is the container of a note read back (GET).
-	Container   int64  `json:"container,omitempty"`
-	Title       string `json:"title"`
-	Content     string `json:"content"`
+	Container int64  `json:"container,omitempty"`
+	Title     string `json:"title"`
+	Content   string `json:"content"`
 	// NoteType is "general" for a note on a container (SOAR requires it).
 	NoteType string `json:"note_type"`
 	// NoteFormat is "markdown" (SOAR's default) or "html".
