@@ -1,10 +1,11 @@
 // Package mockphantom is a small stand-in for the Splunk SOAR (formerly
 // Phantom) REST API. It implements the subset of /rest that the forwarder
-// uses (containers, artifacts, listings, version, container options), keeps
-// everything in a SQLite file so that data survives restarts, can inject
-// faults (latency, errors, hangs, outages) and serves a web page where
-// people can watch cases arrive, filter and search them, read a case's
-// timeline and change its status and owner.
+// and the responder use (containers, artifacts, notes, action runs,
+// listings, version, container options), keeps everything in a SQLite file
+// so that data survives restarts, can inject faults (latency, errors, hangs,
+// outages) and serves a web page where people can watch cases arrive,
+// filter and search them, read a case's timeline and change its status and
+// owner.
 package mockphantom
 
 import (
@@ -239,6 +240,13 @@ func (s *Server) routes() *http.ServeMux {
 		http.MethodPost: s.createArtifacts,
 	}))
 	mux.Handle("/rest/artifact/{id}", s.rest(methods{http.MethodGet: s.getArtifact}))
+	mux.Handle("/rest/note", s.rest(methods{
+		http.MethodGet:  s.listNotes,
+		http.MethodPost: s.createNote,
+	}))
+	mux.Handle("/rest/note/{id}", s.rest(methods{http.MethodGet: s.getNote}))
+	mux.Handle("/rest/action_run", s.rest(methods{http.MethodGet: s.listActionRuns}))
+	mux.Handle("/rest/action_run/{id}", s.rest(methods{http.MethodGet: s.getActionRun}))
 
 	mux.Handle("/mock/faults", s.authed(methods{
 		http.MethodGet: s.getFaults,
