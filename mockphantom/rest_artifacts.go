@@ -314,6 +314,7 @@ func (s *Server) createArtifacts(w http.ResponseWriter, r *http.Request) {
 		answers[i] = o.answer()
 	}
 	s.stats.stored(0, created, dups)
+	s.afterArtifacts(items, outcomes)
 
 	if kind == '[' {
 		writeJSON(w, http.StatusOK, answers)

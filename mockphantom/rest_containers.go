@@ -336,6 +336,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stats.stored(1, created, dups)
+	s.afterContainer(id, answers)
 	writeJSON(w, http.StatusOK, containerCreated{Success: true, ID: id, Artifacts: answers})
 }
 

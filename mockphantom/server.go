@@ -3,9 +3,9 @@
 // and the responder use (containers, artifacts, notes, action runs,
 // listings, version, container options), keeps everything in a SQLite file
 // so that data survives restarts, can inject faults (latency, errors, hangs,
-// outages) and serves a web page where people can watch cases arrive,
-// filter and search them, read a case's timeline and change its status and
-// owner.
+// outages), runs playbooks that call the responder on new cases, and serves
+// a web page where people can watch cases arrive, filter and search them,
+// read a case's timeline and change its status and owner.
 package mockphantom
 
 import (
@@ -72,6 +72,10 @@ type Config struct {
 	// MaxBodyBytes limits request bodies; default 64 MiB. Larger bodies
 	// are answered with 413.
 	MaxBodyBytes int64
+	// PlaybooksFile is a YAML file of playbooks that act on new cases by
+	// calling falco-phantom-responder (see the README); "" runs none. It
+	// is read and checked by New.
+	PlaybooksFile string
 	// FaultSeed seeds the random source of fault injection so that runs
 	// can be repeated; 0 picks a random seed.
 	FaultSeed uint64
@@ -96,6 +100,8 @@ type Server struct {
 	rng     *rand.Rand
 	release chan struct{} // closed to release requests hung by TimeoutRate
 
+	playbooks *playbooks // nil without Config.PlaybooksFile
+
 	stats  statsCounter
 	bodies sync.Pool // *bytes.Buffer for request bodies
 
@@ -114,9 +120,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	set, err := readPlaybooks(cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, err
+	}
+	if n, err := st.FailRunningActionRuns(ctx, interruptedRun); err != nil {
+		_ = st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Warn("action runs left running by an earlier mockphantom are marked failed", "runs", n)
 	}
 	seed := cfg.FaultSeed
 	if seed == 0 {
@@ -132,6 +148,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		formKey: make([]byte, 32),
 	}
 	_, _ = cryptorand.Read(s.formKey) // never fails (crypto/rand.Read)
+	s.playbooks = newPlaybooks(set, st, cfg.Logger)
 	s.stats.init()
 	s.mux = s.routes()
 	return s, nil
@@ -206,11 +223,22 @@ func (s *Server) Labels() []string {
 	return slices.Clone(s.cfg.Labels)
 }
 
-// Close releases hung requests and closes the database. Stop serving
-// first (Running.Close) so that no request uses the database afterwards.
+// Playbooks lists the names of the playbooks of Config.PlaybooksFile, in
+// file order.
+func (s *Server) Playbooks() []string {
+	if s.playbooks == nil {
+		return nil
+	}
+	return s.playbooks.set.Names()
+}
+
+// Close releases hung requests, stops the playbooks in flight (they record
+// that they were interrupted) and closes the database. Stop serving first
+// (Running.Close) so that no request uses the database afterwards.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.releaseHung()
+		s.playbooks.stop()
 		s.closeErr = s.store.Close()
 	})
 	return s.closeErr

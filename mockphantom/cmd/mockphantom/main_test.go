@@ -106,6 +106,8 @@ func TestRunFlagErrors(t *testing.T) {
 		{"ca-out without self-signed", []string{"--db", db, "--tls-ca-out", "ca.pem"}, map[string]string{envToken: "t"}, "--tls-ca-out needs --tls-self-signed"},
 		{"error rate above 1", []string{"--db", db, "--fault-error-rate", "2"}, map[string]string{envToken: "t"}, "--fault-error-rate"},
 		{"bad duration", []string{"--db", db, "--fault-latency", "soon"}, map[string]string{envToken: "t"}, "fault-latency"},
+		{"missing playbooks file", []string{"--db", db, "--playbooks", filepath.Join(t.TempDir(), "nope.yaml")}, map[string]string{envToken: "t"}, "failed to read playbooks file: open "},
+		{"bad playbooks file", []string{"--db", db, "--playbooks", writeFile(t, "pb.yaml", "- name: p\n  action: isolat\n")}, map[string]string{envToken: "t"}, `playbook 1 (p): action "isolat" is unknown`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,7 +127,7 @@ func TestRunHelp(t *testing.T) {
 	if err := Run(t.Context(), []string{"--help"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
 		t.Fatalf("Run --help = %v, want nil", err)
 	}
-	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword} {
+	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword, "--playbooks file"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, stdout.String())
 		}
@@ -212,6 +214,32 @@ func TestRunEnvironmentCredentials(t *testing.T) {
 	wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", tokenHeader("env-tok"), http.StatusOK)
 	if strings.Contains(stderr.String(), "warning") {
 		t.Errorf("secrets from the environment caused a warning:\n%s", stderr.String())
+	}
+}
+
+func TestRunPlaybooksFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("responder-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	playbooks := filepath.Join(dir, "playbooks.yaml")
+	yaml := "- name: describe-shells\n  match: {rule: Terminal shell in container}\n  action: describe\n" +
+		"  responder: {url: 'https://127.0.0.1:1', token_file: token, insecure_skip_verify: true}\n"
+	if err := os.WriteFile(playbooks, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, stop := startRun(t, []string{"--db", filepath.Join(dir, "db"), "--listen", "127.0.0.1:0", "--insecure-no-auth", "--playbooks", playbooks}, nil)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"playbooks=describe-shells", "insecure_skip_verify"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "responder-token") {
+		t.Errorf("stderr shows the responder's token:\n%s", stderr.String())
 	}
 }
 
