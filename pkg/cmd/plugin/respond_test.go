@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
+	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 	cmdrespond "github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/respond"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
@@ -103,8 +107,33 @@ func TestRespondActsWithTheUsersRights(t *testing.T) {
 	if p2, _ := apiServer.Kube.CoreV1().Pods(ns).Get(ctx, "web", metav1.GetOptions{}); p2.ResourceVersion != p.ResourceVersion {
 		t.Error("a refused request changed the pod")
 	}
-	if _, _, err := kubectl(t, kc, "respond", "release", "-n", ns, "--pod", "web"); err != nil {
+	// With --case, the outcome is noted in the SOAR the install uses.
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(testkit.Token), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	const pipeline = "fp-respond-pipeline"
+	if _, progress, err := kubectl(t, kc, "install", "-n", pipeline, "--wait=false", "--phantom-url", soar.URL, "--phantom-token-file", tokenFile,
+		"--nats-url", "nats://nats.messaging.svc:4222", "--skip-falco"); err != nil {
+		t.Fatalf("install: %v\n%s", err, progress)
+	}
+	t.Cleanup(func() { kubectl(t, kc, "uninstall", "-n", pipeline) }) //nolint:errcheck
+	client, err := phantom.New(phantom.Config{BaseURL: soar.URL, Credentials: phantom.StaticCredentials{Token: testkit.Token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := client.CreateContainer(ctx, &phantom.Container{Name: "Terminal shell in container", Label: "events", SourceDataIdentifier: "respond-cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = kubectl(t, kc, "respond", "release", "-n", ns, "--pod", "web", "--case", fmt.Sprint(ct.ID), "--install-namespace", pipeline)
+	if err != nil || !strings.Contains(out, fmt.Sprintf("noted in case %d", ct.ID)) {
+		t.Fatalf("release --case: %v\n%s", err, out)
+	}
+	notes, err := client.Notes(ctx, phantom.Query{Filters: map[string]any{"container": ct.ID}})
+	if err != nil || len(notes.Data) != 1 || !strings.Contains(notes.Data[0].Content, "via kubectl falco-phantom respond (kube user ") {
+		t.Fatalf("notes in the case: %+v, %v", notes, err)
 	}
 	if _, err := apiServer.Kube.NetworkingV1().NetworkPolicies(ns).Get(ctx, respond.IsolationPolicy, metav1.GetOptions{}); err == nil {
 		t.Error(fmt.Sprintf("policy %s left after the last release", respond.IsolationPolicy))
