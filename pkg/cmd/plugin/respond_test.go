@@ -14,9 +14,9 @@ import (
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 	cmdrespond "github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/respond"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 )
 
