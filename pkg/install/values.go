@@ -165,11 +165,23 @@ func (s *settings) forwarderValues() map[string]any {
 		v["nats"].(map[string]any)["credsSecret"] = s.natsCredsSecret
 	}
 	if s.KEDA {
-		host := "nats"
-		if u, err := url.Parse(s.natsURL); err == nil {
-			host = u.Hostname()
-		}
-		v["keda"] = map[string]any{"enabled": true, "natsMonitoringEndpoint": host + ":8222"}
+		v["keda"] = map[string]any{"enabled": true, "natsMonitoringEndpoint": s.natsMonitoringEndpoint()}
 	}
 	return v
+}
+
+// natsMonitoringEndpoint is where KEDA reads the consumer's backlog: NATS's
+// monitoring port. The NATS chart serves it on its headless Service only
+// (the client Service has the client port alone), and KEDA asks each
+// server of a JetStream cluster as <server>.<endpoint>, a name only the
+// headless Service's DNS answers. For a NATS given by URL, its host.
+func (s *settings) natsMonitoringEndpoint() string {
+	if s.NATSURL == "" {
+		return NATS.Release() + "-headless." + s.Namespace + ".svc.cluster.local:8222"
+	}
+	host := "nats"
+	if u, err := url.Parse(s.natsURL); err == nil {
+		host = u.Hostname()
+	}
+	return host + ":8222"
 }
