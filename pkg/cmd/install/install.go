@@ -275,14 +275,15 @@ func apply(ctx context.Context, env *cli.Env, o install.Options, dryRun bool, fl
 	if err != nil {
 		return err
 	}
-	if err := install.Preflight(ctx, c.Kube, o); err != nil {
+	in := c.Installer(streams.ErrOut)
+	if err := in.Preflight(ctx, o); err != nil {
 		return fmt.Errorf("%s: %w", c.Host, fields.Rename(err, flagOf))
 	}
 	p, err := install.NewPlan(ctx, o, install.Online(c.Kube))
 	if err != nil {
 		return fields.Rename(err, flagOf)
 	}
-	res, err := c.Installer(streams.ErrOut).Apply(ctx, p)
+	res, err := in.Apply(ctx, p)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return errors.New("interrupted; run install again to finish (it upgrades in place), or uninstall")
