@@ -282,11 +282,16 @@ func convert(rel *release.Release) *Release {
 }
 
 // manifestWithHooks appends the hook manifests, so that a dry run shows
-// every object an install creates.
+// every object an install creates. Test hooks are left out: only helm
+// test creates them (the falcosidekick chart has one, a Pod of a Docker
+// Hub image that an offline install must not be told to mirror).
 func manifestWithHooks(manifest string, hooks []*release.Hook) string {
 	var b strings.Builder
 	b.WriteString(strings.TrimSpace(manifest))
 	for _, h := range hooks {
+		if testHook(h) {
+			continue
+		}
 		b.WriteString("\n---\n# Source: ")
 		b.WriteString(h.Path)
 		b.WriteString(" (hook: ")
@@ -311,4 +316,14 @@ func SetValues(values map[string]any, assignments []string) error {
 		}
 	}
 	return nil
+}
+
+// testHook tells whether a hook runs on helm test only.
+func testHook(h *release.Hook) bool {
+	for _, e := range h.Events {
+		if e != release.HookTest {
+			return false
+		}
+	}
+	return len(h.Events) > 0
 }

@@ -93,8 +93,8 @@ func kindHint(gvk schema.GroupVersionKind) string {
 }
 
 // objectKinds lists the kinds of the objects in a rendered manifest, each
-// once, in order. Test hooks are left out: helm test runs them, an
-// install does not.
+// once, in order (the manifest holds no test hooks: pkg/helm leaves them
+// out, since an install does not create them).
 func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
 	var out []schema.GroupVersionKind
 	dec := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
@@ -109,15 +109,9 @@ func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
 		var obj struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
-			Metadata   struct {
-				Annotations map[string]string `json:"annotations"`
-			} `json:"metadata"`
 		}
 		if err := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096).Decode(&obj); err != nil || obj.Kind == "" {
 			continue // comments only
-		}
-		if testHook(obj.Metadata.Annotations["helm.sh/hook"]) {
-			continue
 		}
 		gv, err := schema.ParseGroupVersion(obj.APIVersion)
 		if err != nil {
@@ -127,19 +121,6 @@ func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
 			out = append(out, gvk)
 		}
 	}
-}
-
-// testHook tells whether a helm.sh/hook annotation names test events only.
-func testHook(events string) bool {
-	if events == "" {
-		return false
-	}
-	for _, e := range strings.Split(events, ",") {
-		if e = strings.TrimSpace(e); e != "test" && e != "test-success" {
-			return false
-		}
-	}
-	return true
 }
 
 // Preflight checks, before anything is read or changed, that the cluster
