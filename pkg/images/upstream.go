@@ -97,8 +97,8 @@ func (u Upstream) Missing() []string {
 }
 
 // Falcosidekick is an image of falcosidekick's static binary, laid out as
-// the project's own image is (/app/falcosidekick, run as user 1234, the
-// user the chart runs it as).
+// falcosidekick's published image is (/app/falcosidekick, run as user
+// 1234, the user its chart runs it as).
 func Falcosidekick(ref string, binary []byte, arch string) Spec {
 	const uid = 1234
 	files := []File{
