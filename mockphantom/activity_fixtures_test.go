@@ -90,8 +90,10 @@ func fixtureRespond(clock *fixtureClock, mockURL string, n int, body map[string]
 		status          = http.StatusOK
 		outcome, answer string
 		message         string
+		took            = 2 * time.Millisecond // what the note says it took
 	)
 	if action == "isolate" {
+		took = isolateDuration
 		clock.advance(isolateDuration)
 		outcome = "done"
 		message = fmt.Sprintf("pod %s isolated: labelled falco-phantom.io/isolated=%d, NetworkPolicy falco-phantom-isolate denies all its traffic", target, int(caseID))
@@ -101,13 +103,12 @@ func fixtureRespond(clock *fixtureClock, mockURL string, n int, body map[string]
 			"duration_ms": isolateDuration.Milliseconds(), "details": map[string]any{}})
 		answer = string(a)
 	} else {
-		clock.advance(2 * time.Millisecond)
+		clock.advance(took)
 		status, outcome = http.StatusForbidden, "refused"
 		message = "action " + action + " is not allowed: the allowed actions are isolate, release, label, annotate, describe"
 		a, _ := json.Marshal(map[string]any{"request_id": requestID, "error": map[string]any{"code": "action_not_allowed", "message": message}})
 		answer = string(a)
 	}
-	took := clock.now().Sub(start)
 	var content strings.Builder
 	fmt.Fprintf(&content, "**%s** of pod `%s`: **%s** in %d ms\n\n%s\n\n| | |\n|---|---|\n", action, target, outcome, took.Milliseconds(), message)
 	for _, row := range [][2]string{

