@@ -200,8 +200,12 @@ func caseRefs(ids map[string]int64, keys ...string) []string {
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	browser := startBrowser(t, 1440, 900)
-	e := newTestEnv(t, Config{})
+	// Shell cases are isolated by one playbook and refused termination by
+	// another, each noted by the responder; the hostile case gets hostile
+	// notes and a hostile run.
+	e := newActivityEnv(t, isolateShellPlaybook+terminateShellPlaybook)
 	ids := seedCases(t, e, append(slices.Clone(analystCases), hostileCase))
+	seedHostileActivity(t, e, ids["hostile"])
 	base := localhostURL(t, e)
 	newest := caseRefs(ids, "hostile", "privileged", "shell2", "etc", "pkgmgmt", "netcat", "apiserver", "miner", "dropexec", "shadow", "shell")
 
@@ -334,6 +338,92 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("the case page shows the actions and notes", func(t *testing.T) {
+		tab := newTab(t, browser)
+		navigate(t, tab, base+"/", http.StatusOK)
+		shellRow := fmt.Sprintf(`table.cases tbody tr:has(a[href="container/%d"])`, ids["shell"])
+		if got := texts(t, tab, shellRow+" .runs .tag"); !slices.Equal(got, []string{"isolate: success", "terminate: failed"}) {
+			t.Errorf("the shell case's row tags %q, want isolate: success, terminate: failed", got)
+		}
+		if got := texts(t, tab, fmt.Sprintf(`table.cases tbody tr:has(a[href="container/%d"]) .runs`, ids["miner"])); len(got) != 0 {
+			t.Errorf("a case without runs has tags %q", got)
+		}
+		submit(t, tab, http.StatusOK, chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="container/%d"]`, ids["shell"]))))
+
+		// One lane per kind, top to bottom, each mark inside its own.
+		if got := texts(t, tab, "svg.timeline .lane-label"); !slices.Equal(got, []string{"alerts", "actions", "notes"}) {
+			t.Errorf("lanes %q, want alerts, actions, notes", got)
+		}
+		lanes := eval[[]string](t, tab, `(() => {
+			const lanes = Array.from(document.querySelectorAll("svg.timeline rect.lane"), r => r.getBoundingClientRect());
+			const names = Array.from(document.querySelectorAll("svg.timeline .lane-label"), l => l.textContent);
+			return Array.from(document.querySelectorAll("svg.timeline .mark"), m => {
+				const b = m.getBoundingClientRect(), y = b.top + b.height / 2;
+				const i = lanes.findIndex(l => y > l.top && y < l.bottom);
+				return m.dataset.kind + " " + m.tagName + " in " + (i < 0 ? "no lane" : names[i]);
+			});
+		})()`)
+		want := []string{"alert circle in alerts", "action rect in actions", "note polygon in notes", "action rect in actions",
+			"note polygon in notes", "alert circle in alerts", "alert circle in alerts", "alert circle in alerts"}
+		if !slices.Equal(lanes, want) {
+			t.Errorf("marks %q, want %q", lanes, want)
+		}
+		// The tooltips say what was done and how it ended.
+		tips := texts(t, tab, `svg.timeline .mark[data-kind=action] title`)
+		if len(tips) != 2 || !strings.HasPrefix(tips[0], "isolate: success\nplaybook: isolate-shell\nmessage: pod shop/checkout-7d9f8b6c4-x2k9p isolated") ||
+			!strings.HasPrefix(tips[1], "terminate: failed\nplaybook: terminate-shell\nmessage: the responder answered 403 action_not_allowed") ||
+			!strings.Contains(tips[0], " → 2026-11-30 09:00:01.") {
+			t.Errorf("run tooltips %q", tips)
+		}
+		if tips := texts(t, tab, `svg.timeline .mark[data-kind=note] title`); len(tips) != 2 ||
+			!strings.HasSuffix(tips[0], "\nfalco-phantom isolate shop/checkout-7d9f8b6c4-x2k9p: done") ||
+			!strings.HasSuffix(tips[1], "\nfalco-phantom terminate shop/checkout-7d9f8b6c4-x2k9p: refused") {
+			t.Errorf("note tooltips %q", tips)
+		}
+		// The Activity section lists them in time order.
+		if got := texts(t, tab, "table.activity > tbody > tr > td:nth-child(2)"); !slices.Equal(got, []string{"action", "note", "action", "note"}) {
+			t.Errorf("activity kinds %q, want action, note, action, note", got)
+		}
+		times := texts(t, tab, "table.activity > tbody > tr > td.time")
+		if !slices.IsSorted(times) || len(times) != 4 {
+			t.Errorf("activity times %q, want 4 in order", times)
+		}
+		what := texts(t, tab, "table.activity > tbody > tr > td.what")
+		for i, want := range [][]string{
+			{"isolate", "success", "playbook isolate-shell", "isolated: labelled falco-phantom.io/isolated=", "ms"},
+			{"falco-phantom isolate shop/checkout-7d9f8b6c4-x2k9p: done", "isolate of pod shop/checkout-7d9f8b6c4-x2k9p: done in 32 ms", "reason", "Terminal shell in container"},
+			{"terminate", "failed", "playbook terminate-shell", "action terminate is not allowed"},
+			{"falco-phantom terminate shop/checkout-7d9f8b6c4-x2k9p: refused", "action_not_allowed"},
+		} {
+			for _, w := range want {
+				if i >= len(what) || !strings.Contains(what[i], w) {
+					t.Errorf("activity row %d lacks %q: %q", i+1, w, what)
+				}
+			}
+		}
+		// The note's markdown is read: bold, code and a table of facts.
+		if got := texts(t, tab, "table.activity .md strong"); !slices.Contains(got, "done") {
+			t.Errorf("bold words of the notes %q lack done", got)
+		}
+		if got := texts(t, tab, "table.activity .md-table td:first-child"); !slices.Contains(got, "reason") || !slices.Contains(got, "request") {
+			t.Errorf("the notes' tables have the keys %q", got)
+		}
+		// A mark leads to its row.
+		if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS(`svg.timeline .mark[data-kind=action]`))); err != nil {
+			t.Fatal(err)
+		}
+		if got := eval[string](t, tab, `location.hash + " " + document.querySelector(":target").textContent`); !strings.HasPrefix(got, "#run-") ||
+			!strings.Contains(got, "isolate") {
+			t.Errorf("clicking the run's mark went to %q, want its row", got)
+		}
+		if wrapped := wrappedLabels(t, tab); len(wrapped) != 0 {
+			t.Errorf("labels that wrap: %q", wrapped)
+		}
+		if w := eval[float64](t, tab, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); w > 0 {
+			t.Errorf("the page is %v px wider than the window", w)
+		}
+	})
+
 	t.Run("the form changes the status and owner", func(t *testing.T) {
 		tab := newTab(t, browser)
 		id := ids["dropexec"]
@@ -404,6 +494,11 @@ func TestBrowser(t *testing.T) {
 			`web-<script>document.title="pwned";alert(2)</script>`,
 			`sh -c "<script>alert(4)</script>" \x1b[31mred\x1b[0m \u202etxt.exe`,
 			`node-\u202eevil`, "<svg onload=alert(3)>", "/tmp/<i>x</i>",
+			// Its activity.
+			`<img src=x onerror="document.title='pwned';alert(10)">\u202e`,
+			"<script>document.title='pwned';alert(11)</script> <iframe src=x>", "<svg onload=alert(12)>", `\x1b[31m | <i>x</i>`,
+			"<i>act</i>", "playbook <b>pb</b>", `<img src=y onerror=alert(13)> \u2066bidi\x07`,
+			`<img src=z onerror="alert(14)"><p style="position:fixed;inset:0">cover</p>`, "WWWW…",
 		} {
 			if !strings.Contains(body, want) {
 				t.Errorf("case page does not show %q as text", want)
@@ -447,18 +542,29 @@ func TestScreenshots(t *testing.T) {
 	}
 	const width, height = 1440, 900
 	browser := startBrowser(t, width, height)
-	e := newTestEnv(t, Config{})
+	// The shell cases are isolated by a playbook as they are opened; the
+	// responder notes it into each.
+	e := newActivityEnv(t, isolateShellPlaybook)
 	ids := seedCases(t, e, analystCases)
 	base := localhostURL(t, e)
 	tab := newTab(t, browser)
 	if err := chromedp.Do(tab, chromedp.EmulateViewport(width, height)); err != nil {
 		t.Fatal(err)
 	}
-	for _, shot := range []struct{ path, file string }{
-		{"/", "mock-soar-cases.png"},
-		{"/container/" + itoa(ids["shell"]), "mock-soar-case.png"},
+	for _, shot := range []struct{ path, file, until string }{
+		{"/", "mock-soar-cases.png", ""},
+		// The case down to its Activity section: the playbook's run and the
+		// responder's note.
+		{"/container/" + itoa(ids["shell"]), "mock-soar-case.png", "#activity"},
 	} {
 		navigate(t, tab, base+shot.path, http.StatusOK)
+		h := int64(height)
+		if shot.until != "" {
+			h = max(h, int64(eval[float64](t, tab, fmt.Sprintf(`document.querySelector(%q).getBoundingClientRect().bottom + 24`, shot.until))))
+		}
+		if err := chromedp.Do(tab, chromedp.EmulateViewport(width, h)); err != nil {
+			t.Fatal(err)
+		}
 		png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
 		if err != nil {
 			t.Fatal(err)

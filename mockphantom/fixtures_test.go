@@ -125,6 +125,8 @@ var hostileCase = fixtureCase{
 
 // seedCases posts cases through the REST API, as the forwarder would, and
 // sets the statuses and owners they have; it returns their ids by key.
+// With e.clock, each case is opened caseOpenDelay after its first alert,
+// and the playbooks it starts (if any) run then, before the next case.
 func seedCases(t *testing.T, e *testEnv, cases []fixtureCase) map[string]int64 {
 	t.Helper()
 	ids := map[string]int64{}
@@ -177,10 +179,16 @@ func seedCases(t *testing.T, e *testEnv, cases []fixtureCase) map[string]int64 {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if e.clock != nil {
+			e.clock.set(first.Add(caseOpenDelay))
+		}
 		r := e.do(http.MethodPost, "/rest/container", buf.Bytes(), asAdmin)
 		r.wantStatus(t, http.StatusOK)
 		id := num(r.decode(t)["id"])
 		ids[c.key] = id
+		if e.srv.playbooks != nil {
+			e.waitPlaybooks() // they run at the case's time, before the next case
+		}
 		if c.status != "" || c.owner != "" {
 			u := map[string]any{}
 			if c.status != "" {

@@ -7,9 +7,9 @@ import (
 )
 
 // The timeline of a case: marks on a time axis, one lane per kind of
-// mark. Today every mark is an alert (an artifact); actions taken on the
-// case (playbook runs) are meant to become a kind of their own, in a lane
-// below the alerts, without changes to the layout.
+// mark: the alerts (artifacts), below them the actions playbooks ran on
+// the case, and the notes written into it. Each kind has a shape of its
+// own, so that the lanes read apart in any colour scheme.
 
 // markKind is what a mark stands for; each kind has its own lane.
 type markKind string
@@ -17,14 +17,30 @@ type markKind string
 const (
 	// markAlert is an artifact: one alert of the incident.
 	markAlert markKind = "alert"
+	// markAction is an action run of a playbook, at its start.
+	markAction markKind = "action"
+	// markNote is a note, at its creation.
+	markNote markKind = "note"
 )
 
-// laneOrder orders the lanes and names them.
+// markShape is how a mark is drawn.
+type markShape string
+
+const (
+	shapeCircle  markShape = "circle"
+	shapeSquare  markShape = "square"
+	shapeDiamond markShape = "diamond"
+)
+
+// laneOrder orders the lanes, top to bottom, and names and shapes them.
 var laneOrder = []struct {
 	kind  markKind
 	label string
+	shape markShape
 }{
-	{markAlert, "alerts"},
+	{markAlert, "alerts", shapeCircle},
+	{markAction, "actions", shapeSquare},
+	{markNote, "notes", shapeDiamond},
 }
 
 // timelineMark is one thing that happened at At.
@@ -69,7 +85,24 @@ type timelineLane struct {
 
 type placedMark struct {
 	timelineMark
-	X, Y float64
+	Shape markShape
+	X, Y  float64
+}
+
+// markSize is half the width of a mark, in SVG user units.
+const markSize = 6
+
+// BoxX and BoxY are the top left corner of a square mark, BoxSize its
+// width and height.
+func (m placedMark) BoxX() float64 { return m.X - markSize }
+func (m placedMark) BoxY() float64 { return m.Y - markSize }
+func (placedMark) BoxSize() int    { return 2 * markSize }
+
+// Points are the corners of a diamond mark, for a polygon.
+func (m placedMark) Points() string {
+	const d = markSize + 1.5 // a diamond looks smaller than a square of its width
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	return f(m.X) + "," + f(m.Y-d) + " " + f(m.X+d) + "," + f(m.Y) + " " + f(m.X) + "," + f(m.Y+d) + " " + f(m.X-d) + "," + f(m.Y)
 }
 
 type timelineTick struct {
@@ -119,8 +152,10 @@ func layoutTimeline(marks []timelineMark) (timelineView, bool) {
 	}
 
 	laneY := map[markKind]int{}
+	shapes := map[markKind]markShape{}
 	y := tlTop
 	for _, l := range laneOrder {
+		shapes[l.kind] = l.shape
 		if kinds[l.kind] {
 			v.Lanes = append(v.Lanes, timelineLane{Label: l.label, Top: y, H: tlLaneHeight, Y: y + tlLaneHeight/2})
 			laneY[l.kind] = y + tlLaneHeight/2
@@ -143,7 +178,11 @@ func layoutTimeline(marks []timelineMark) (timelineView, bool) {
 	}
 	for _, m := range marks {
 		if !m.At.IsZero() {
-			v.Marks = append(v.Marks, placedMark{timelineMark: m, X: x(m.At), Y: float64(laneY[m.Kind])})
+			shape := shapes[m.Kind]
+			if shape == "" {
+				shape = shapeCircle
+			}
+			v.Marks = append(v.Marks, placedMark{timelineMark: m, Shape: shape, X: x(m.At), Y: float64(laneY[m.Kind])})
 		}
 	}
 	// Marks of the same time are drawn in order; the latest on top.

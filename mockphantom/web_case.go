@@ -31,6 +31,11 @@ type (
 		Saved     bool
 		SameRule  bool // every alert has the case's rule
 		ListHref  string
+
+		// Activity holds the case's action runs and notes; ActivityTotal
+		// counts them, of which only the first caseActivity are shown.
+		Activity      []activityRow
+		ActivityTotal int
 	}
 	caseHeader struct {
 		ID                                       int64
@@ -72,8 +77,8 @@ func (s *Server) pageID(w http.ResponseWriter, r *http.Request) (id int64, ok bo
 }
 
 // containerPage handles GET /container/N: the case's facts, its timeline,
-// its alerts and every CEF field of each, and the form that changes its
-// status and owner.
+// its alerts, what was done about it (action runs and notes), every CEF
+// field of each alert, and the form that changes its status and owner.
 func (s *Server) containerPage(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.pageID(w, r)
 	if !ok {
@@ -100,6 +105,11 @@ func (s *Server) containerPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sums[id]
+	acts, err := s.store.Activity(ctx, id)
+	if err != nil {
+		s.internalError(w, r, "case page", err)
+		return
+	}
 
 	p := casePage{
 		pageChrome: chrome(r, fmt.Sprintf("Case %d", id)),
@@ -116,13 +126,16 @@ func (s *Server) containerPage(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	p.SameRule = p.Case.Rule.Others == 0
-	marks := make([]timelineMark, 0, len(arts))
+	marks := make([]timelineMark, 0, len(arts)+len(acts))
 	for _, a := range arts {
 		row := makeAlertRow(a)
 		p.Alerts = append(p.Alerts, row)
 		marks = append(marks, alertMark(a, row))
 	}
-	p.Timeline, p.HasMarks = layoutTimeline(marks)
+	var actMarks []timelineMark
+	p.Activity, actMarks = makeActivity(acts)
+	p.ActivityTotal = len(acts)
+	p.Timeline, p.HasMarks = layoutTimeline(append(marks, actMarks...))
 	s.renderPage(w, r, http.StatusOK, "container.html", p)
 }
 

@@ -112,6 +112,8 @@ type (
 		Artifacts                   int64
 		Commands                    []string
 		CommandCount                int64
+		Runs                        []runTag
+		MoreRuns                    int
 	}
 	pager struct {
 		Page, Pages int64
@@ -168,6 +170,12 @@ func (s *Server) indexPage(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "case list", err)
 		return
 	}
+	// The page's action runs in one query, whatever the page size.
+	runs, err := s.store.RunStates(ctx, ids)
+	if err != nil {
+		s.internalError(w, r, "case list", err)
+		return
+	}
 	rules, err := s.store.ContainerNames(ctx, listOptions)
 	if err != nil {
 		s.internalError(w, r, "case list", err)
@@ -207,7 +215,9 @@ func (s *Server) indexPage(w http.ResponseWriter, r *http.Request) {
 		p.Last = p.First + int64(len(cases)) - 1
 	}
 	for _, c := range cases {
-		p.Rows = append(p.Rows, makeCaseRow(c, sums[c.ID]))
+		row := makeCaseRow(c, sums[c.ID])
+		row.Runs, row.MoreRuns = makeRunTags(runs[c.ID])
+		p.Rows = append(p.Rows, row)
 	}
 	s.renderPage(w, r, http.StatusOK, "index.html", p)
 }

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/syncbuf"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
@@ -98,6 +99,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{"empty password file", []string{"--db", db, "--password-file", emptyFile}, nil, "failed to read --password-file: " + emptyFile + " is empty"},
 		{"unknown flag", []string{"--db", db, "--bogus"}, nil, "unknown flag: --bogus (see --help)"},
 		{"single-dash long flag", []string{"-db", db}, map[string]string{envToken: "t"}, "unknown shorthand flag"},
+		{"no short version flag", []string{"-v"}, nil, "unknown shorthand flag: 'v' in -v"},
 		{"arguments", []string{"--db", db, "extra"}, map[string]string{envToken: "t"}, "unexpected arguments"},
 		{"bad log format", []string{"--db", db, "--log-format", "xml"}, map[string]string{envToken: "t"}, "--log-format"},
 		{"bad log level", []string{"--db", db, "--log-level", "loud"}, map[string]string{envToken: "t"}, "--log-level"},
@@ -127,10 +129,26 @@ func TestRunHelp(t *testing.T) {
 	if err := Run(t.Context(), []string{"--help"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
 		t.Fatalf("Run --help = %v, want nil", err)
 	}
-	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword, "--playbooks file"} {
+	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword, "--playbooks file", "--version"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestRunVersion prints the line every binary of the project prints, and
+// needs neither a database nor credentials.
+func TestRunVersion(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncbuf.Buffer
+	if err := Run(t.Context(), []string{"--version"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
+		t.Fatalf("Run --version = %v, want nil; stderr %s", err, stderr.String())
+	}
+	if got, want := stdout.String(), cmdmain.VersionLine("mockphantom")+"\n"; got != want {
+		t.Errorf("--version printed %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(stdout.String(), "mockphantom dev (go1.") || stderr.String() != "" {
+		t.Errorf("--version printed %q and %q on stderr; want \"mockphantom dev (go...)\" alone", stdout.String(), stderr.String())
 	}
 }
 

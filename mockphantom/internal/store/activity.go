@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // Activity is one entry of what was done about a case: exactly one of
@@ -36,6 +37,46 @@ func (st *Store) Activity(ctx context.Context, id int64) ([]Activity, error) {
 		}
 		out = append(out, Activity{Time: notes[0].CreateTime, Note: &notes[0]})
 		notes = notes[1:]
+	}
+	return out, nil
+}
+
+// RunState is what the list of cases shows of one action run.
+type RunState struct {
+	Playbook, Action, Status string
+}
+
+// RunStates returns the action runs of the containers ids, each
+// container's in the order they started, in one query: the list of cases
+// reads them for a whole page at once. Containers without runs are
+// absent from the map.
+func (st *Store) RunStates(ctx context.Context, ids []int64) (map[int64][]RunState, error) {
+	out := map[int64][]RunState{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := st.r.QueryContext(ctx, `SELECT container_id, playbook, action, status FROM action_runs
+		WHERE container_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) ORDER BY container_id, start_time, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the action runs of %d containers: %w", len(ids), err)
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		var (
+			id int64
+			r  RunState
+		)
+		if err := rows.Scan(&id, &r.Playbook, &r.Action, &r.Status); err != nil {
+			return nil, fmt.Errorf("failed to read action runs: %w", err)
+		}
+		out[id] = append(out[id], r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("failed to read the action runs of %d containers: %w", len(ids), err)
 	}
 	return out, nil
 }

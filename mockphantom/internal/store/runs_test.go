@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -156,5 +157,53 @@ func TestMigrationFromVersion1(t *testing.T) {
 	}
 	if _, found, err := st.AddNote(t.Context(), NewNote{ContainerID: 1, NoteType: "general", NoteFormat: "markdown"}); err != nil || !found {
 		t.Errorf("AddNote after migrating = %v, %v", found, err)
+	}
+}
+
+// TestRunStatesAndClock reads the runs of several containers at once, with
+// times from the store's clock.
+func TestRunStatesAndClock(t *testing.T) {
+	t.Parallel()
+	st := newTestStore(t)
+	ctx := t.Context()
+	at := time.Date(2026, 11, 30, 9, 0, 1, 0, time.UTC)
+	st.SetClock(func() time.Time { return at })
+	for _, r := range []NewActionRun{
+		{ContainerID: 2, Playbook: "label-shell", Action: "label"},
+		{ContainerID: 1, Playbook: "isolate-shell", Action: "isolate"},
+		{ContainerID: 2, Playbook: "isolate-shell", Action: "isolate"},
+	} {
+		id, _, err := st.StartActionRun(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at = at.Add(40 * time.Millisecond)
+		if r.ContainerID == 2 && r.Action == "isolate" {
+			if err := st.FinishActionRun(ctx, id, RunFailed, "refused", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := st.RunStates(ctx, []int64{1, 2, 99})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64][]RunState{
+		1: {{"isolate-shell", "isolate", RunRunning}},
+		2: {{"label-shell", "label", RunRunning}, {"isolate-shell", "isolate", RunFailed}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("RunStates = %v, want %v", got, want)
+	}
+	if none, err := st.RunStates(ctx, nil); err != nil || len(none) != 0 {
+		t.Errorf("RunStates(nil) = %v, %v; want none", none, err)
+	}
+	_, runs, err := st.ListActionRuns(ctx, Query{Container: 2, Sort: "start_time"})
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs of container 2 = %v, %v", runs, err)
+	}
+	if runs[0].StartTime != "2026-11-30T09:00:01.000000Z" || runs[1].StartTime != "2026-11-30T09:00:01.080000Z" ||
+		runs[1].EndTime == nil || *runs[1].EndTime != "2026-11-30T09:00:01.120000Z" {
+		t.Errorf("times of the runs = %s, %s to %v; want those of the clock", runs[0].StartTime, runs[1].StartTime, runs[1].EndTime)
 	}
 }

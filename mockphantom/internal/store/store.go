@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
@@ -103,6 +104,7 @@ var migrations = []string{
 type Store struct {
 	w, r  *sql.DB
 	stmts [numStmts]*sql.Stmt
+	now   func() time.Time // the clock of the times writes record
 }
 
 // Prepared write statements, by index into Store.stmts.
@@ -149,7 +151,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("failed to open database %q: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	st := &Store{w: w}
+	st := &Store{w: w, now: time.Now}
 	if err := st.migrate(ctx); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("failed to prepare database %q: %w", path, err)
@@ -200,6 +202,14 @@ func (st *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SetClock replaces the clock of the times that writes record (create
+// times, the start and end of action runs), time.Now by default: tests use
+// it so that what the mock records lines up with fixed alert times. Call
+// it before the Store is used; now must be safe for concurrent use.
+func (st *Store) SetClock(now func() time.Time) {
+	st.now = now
 }
 
 // Close closes the database. Nothing may use the Store afterwards.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // NewContainer is a validated container ready to insert. Empty strings of
@@ -49,7 +48,7 @@ func (st *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("failed to begin transaction: %w", err)
 	}
-	wt := &Tx{ctx: context.WithoutCancel(ctx), tx: tx, st: st, now: FormatTime(time.Now())}
+	wt := &Tx{ctx: context.WithoutCancel(ctx), tx: tx, st: st, now: FormatTime(st.now())}
 	if err := fn(wt); err != nil {
 		_ = tx.Rollback()
 		return err
