@@ -137,7 +137,7 @@ func NATSServerRef(version string) string {
 type LabOptions struct {
 	// ModuleDir is the root of this module's checkout.
 	ModuleDir string
-	// Tag of the project's images (forwarder and mock SOAR).
+	// Tag of the project's images (forwarder, responder and mock SOAR).
 	Tag string
 	// Busybox is a static busybox binary; default /bin/busybox.
 	Busybox string
@@ -148,7 +148,7 @@ type LabOptions struct {
 }
 
 // Lab builds every image a lab cluster runs the pipeline with, by
-// reference: this project's forwarder and mock SOAR (exactly as Project
+// reference: this project's forwarder, responder and mock SOAR (exactly as Project
 // builds them for users), a NATS server built from the nats-server module
 // this module requires, the falcosidekick stand-in (test/standin/falcosidekick)
 // and the shell image.
@@ -168,7 +168,7 @@ func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	progress("built the forwarder and mock SOAR images %s in %s", o.Tag, time.Since(begin).Round(100*time.Millisecond))
+	progress("built the forwarder, responder and mock SOAR images %s in %s", o.Tag, time.Since(begin).Round(100*time.Millisecond))
 	begin = time.Now()
 	natsVersion, err := ModuleVersion(ctx, o.ModuleDir, NATSServerModule)
 	if err != nil {
