@@ -150,6 +150,11 @@ func NewPlan(ctx context.Context, o Options, lookups Lookups) (*Plan, error) {
 	if err := s.planSecrets(ctx, p, lookups); err != nil {
 		return nil, err
 	}
+	if o.Responder {
+		if err := s.planResponder(ctx, p, lookups); err != nil {
+			return nil, err
+		}
+	}
 	if p.Releases, err = s.releases(); err != nil {
 		return nil, err
 	}
@@ -171,6 +176,12 @@ func NewPlan(ctx context.Context, o Options, lookups Lookups) (*Plan, error) {
 	record.NATSURL, record.PhantomURL, record.Mock = s.natsURL, s.phantomURL, o.MockPhantom
 	record.InsecureSkipTLSVerify, record.Runtime = o.InsecureSkipTLSVerify, o.Runtime
 	record.CredentialsSecret, record.CASecret = s.credentialsSecret, s.caSecret
+	if o.Responder {
+		record.Responder = &ResponderState{
+			Namespaces: o.ResponderNamespaces, Actions: o.ResponderActions, URL: ResponderURL(o.Namespace),
+			TLSSecret: s.responderTLS, TokenSecret: SecretResponderToken,
+		}
+	}
 	for _, ps := range p.Secrets {
 		record.addSecret(ps.Secret.Name)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 )
 
 // access is one permission install needs.
@@ -18,6 +21,8 @@ type access struct {
 	verb, group, resource string
 	// clusterWide is true for cluster-scoped resources.
 	clusterWide bool
+	// namespace is where, when not the install namespace.
+	namespace string
 }
 
 func (a access) String() string {
@@ -32,28 +37,50 @@ func (a access) String() string {
 func (p *Plan) needs() []access {
 	var out []access
 	if p.CreateNamespace {
-		out = append(out, access{"create", "", "namespaces", true})
+		out = append(out, access{"create", "", "namespaces", true, ""})
 	}
 	for _, r := range []struct{ group, resource string }{
 		{"", "secrets"}, {"", "configmaps"}, {"", "services"}, {"", "serviceaccounts"},
 		{"apps", "deployments"}, {"networking.k8s.io", "networkpolicies"}, {"policy", "poddisruptionbudgets"},
 	} {
-		out = append(out, access{"create", r.group, r.resource, false}, access{"update", r.group, r.resource, false})
+		out = append(out, access{"create", r.group, r.resource, false, ""}, access{"update", r.group, r.resource, false, ""})
 	}
 	if p.Release(NATS) != nil || p.Release(MockPhantom) != nil {
-		out = append(out, access{"create", "", "persistentvolumeclaims", false})
+		out = append(out, access{"create", "", "persistentvolumeclaims", false, ""})
 	}
 	if p.Release(NATS) != nil {
-		out = append(out, access{"create", "apps", "statefulsets", false})
+		out = append(out, access{"create", "apps", "statefulsets", false, ""})
 	}
 	if p.Release(Falco) != nil {
 		out = append(out,
-			access{"create", "apps", "daemonsets", false},
-			access{"create", "rbac.authorization.k8s.io", "clusterroles", true},
-			access{"create", "rbac.authorization.k8s.io", "clusterrolebindings", true})
+			access{"create", "apps", "daemonsets", false, ""},
+			access{"create", "rbac.authorization.k8s.io", "clusterroles", true, ""},
+			access{"create", "rbac.authorization.k8s.io", "clusterrolebindings", true, ""})
 	}
 	if fw := p.Release(Forwarder); fw != nil && fw.Request.Values["keda"] != nil {
-		out = append(out, access{"create", "keda.sh", "scaledobjects", false})
+		out = append(out, access{"create", "keda.sh", "scaledobjects", false, ""})
+	}
+	if r := p.Record.Responder; r != nil && p.Release(Responder) != nil {
+		out = append(out, responderNeeds(r)...)
+	}
+	return out
+}
+
+// responderNeeds are the rights granting the responder's own: a
+// ClusterRole for every namespace and for nodes, a Role in each allowed
+// namespace otherwise. The API server also refuses to grant rights the
+// user does not hold (unless they may escalate).
+func responderNeeds(r *ResponderState) []access {
+	const rbac = "rbac.authorization.k8s.io"
+	_, cluster := respond.Rules(r.Actions)
+	var out []access
+	if slices.Contains(r.Namespaces, respond.AllNamespaces) || len(cluster) > 0 {
+		out = append(out, access{"create", rbac, "clusterroles", true, ""}, access{"create", rbac, "clusterrolebindings", true, ""})
+	}
+	if !slices.Contains(r.Namespaces, respond.AllNamespaces) {
+		for _, ns := range r.Namespaces {
+			out = append(out, access{"create", rbac, "roles", false, ns}, access{"create", rbac, "rolebindings", false, ns})
+		}
 	}
 	return out
 }
@@ -74,15 +101,19 @@ func Preflight(ctx context.Context, kube kubernetes.Interface, o Options) error 
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authv1.ResourceAttributes{Verb: a.verb, Group: a.group, Resource: a.resource},
 		}}
+		ns := p.Namespace
+		if a.namespace != "" {
+			ns = a.namespace
+		}
 		if !a.clusterWide {
-			review.Spec.ResourceAttributes.Namespace = p.Namespace
+			review.Spec.ResourceAttributes.Namespace = ns
 		}
 		res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("check permissions: %w", err)
 		}
 		if !res.Status.Allowed {
-			where := "in namespace " + p.Namespace
+			where := "in namespace " + ns
 			if a.clusterWide {
 				where = "cluster-wide"
 			}
