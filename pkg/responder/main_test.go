@@ -20,6 +20,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/pki"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/internal/testkit"
@@ -55,6 +56,12 @@ type running struct {
 func start(t *testing.T, namespaces []string, mutate ...func(*responder.Config)) *running {
 	t.Helper()
 	testkit.Need(t, apiServer, noAPIWhy)
+	return startAs(t, apiServer.Kube, namespaces, mutate...)
+}
+
+// startAs is start acting with kube's rights.
+func startAs(t *testing.T, kube kubernetes.Interface, namespaces []string, mutate ...func(*responder.Config)) *running {
+	t.Helper()
 	dir := t.TempDir()
 	b, err := pki.NewServer("responder test CA", []string{"127.0.0.1", "localhost"}, time.Now())
 	if err != nil {
@@ -72,7 +79,7 @@ func start(t *testing.T, namespaces []string, mutate ...func(*responder.Config))
 	}
 	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := responder.New(cfg, apiServer.Kube, log)
+	srv, err := responder.New(cfg, kube, log)
 	if err != nil {
 		t.Fatal(err)
 	}
