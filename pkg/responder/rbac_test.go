@@ -147,7 +147,9 @@ func applyResponderRBAC(t *testing.T, installNS string, namespaces []string, act
 			var obj rbacv1.ClusterRoleBinding
 			decode(t, doc, &obj)
 			_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, &obj, metav1.CreateOptions{})
-			t.Cleanup(func() { _ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+			t.Cleanup(func() {
+				_ = kube.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+			})
 		default:
 			continue
 		}
