@@ -125,6 +125,19 @@ func (l online) NamespaceExists(ctx context.Context, name string) (bool, error) 
 	return false, fmt.Errorf("look up namespace %s: %w", name, err)
 }
 
+func (l online) namespaceKnown(ctx context.Context, name string) (exists, known bool, err error) {
+	_, err = l.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return true, true, nil
+	case apierrors.IsNotFound(err):
+		return false, true, nil
+	case apierrors.IsForbidden(err):
+		return false, false, nil
+	}
+	return false, false, fmt.Errorf("look up namespace %s: %w", name, err)
+}
+
 func (l online) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 	return l.kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 }

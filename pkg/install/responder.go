@@ -86,18 +86,16 @@ func ResponderURL(namespace string) string {
 // certificate, both kept from an earlier install.
 func (s *settings) planResponder(ctx context.Context, p *Plan, lookups Lookups) error {
 	ns := s.Namespace
-	if _, isOffline := lookups.(offline); !isOffline {
-		for _, name := range s.ResponderNamespaces {
-			if name == respond.AllNamespaces || name == ns {
-				continue
-			}
-			exists, err := lookups.NamespaceExists(ctx, name)
-			if err != nil {
-				return err
-			}
-			if !exists {
-				return fields.Errorf("{ResponderNamespaces}: namespace %s does not exist (or you may not read it): create it first, or leave it out", name)
-			}
+	for _, name := range s.ResponderNamespaces {
+		if name == respond.AllNamespaces || name == ns {
+			continue
+		}
+		exists, known, err := namespaceKnown(ctx, lookups, name)
+		if err != nil {
+			return err
+		}
+		if known && !exists {
+			return fields.Errorf("{ResponderNamespaces}: namespace %s does not exist: create it first, or leave it out", name)
 		}
 	}
 	token, err := responderToken(ctx, lookups, ns)
@@ -119,6 +117,21 @@ func (s *settings) planResponder(ctx context.Context, p *Plan, lookups Lookups) 
 	secret.Type = "kubernetes.io/tls"
 	p.Secrets = append(p.Secrets, PlannedSecret{What: "the responder's CA and certificate", Secret: secret})
 	return nil
+}
+
+// namespaceKnown tells whether a namespace exists, and whether that is
+// known at all: not offline, nor to a user who may not read it.
+func namespaceKnown(ctx context.Context, lookups Lookups, name string) (exists, known bool, err error) {
+	switch l := lookups.(type) {
+	case offline:
+		return false, false, nil
+	case interface {
+		namespaceKnown(context.Context, string) (bool, bool, error)
+	}:
+		return l.namespaceKnown(ctx, name)
+	}
+	exists, err = lookups.NamespaceExists(ctx, name)
+	return exists, err == nil, err
 }
 
 // responderToken is the token already in the cluster, so that a
