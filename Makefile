@@ -63,7 +63,8 @@ tools: ## Build the Kubernetes node binaries, etcd and CoreDNS for the tests (se
 
 # The API server tests need kube-apiserver and etcd, built from the Go module
 # proxy by build/tools/build.sh (minutes the first time, then cached). The
-# end-to-end suite runs on a real one-node cluster (the hostlab) and needs
+# end-to-end suite runs on a real one-node cluster (the hostlab) with the
+# upstream charts, falcosidekick and Falco of ../shared/upstream, and needs
 # root and a few Debian packages: without them it skips and says why, unless
 # FALCO_PHANTOM_REQUIRE_HOSTLAB=1 (CI) makes it fail.
 .PHONY: test
@@ -112,7 +113,7 @@ lab-down: ## Delete the kind lab cluster.
 ##@ Lab (hostlab): a real one-node Kubernetes on this machine, as root
 
 .PHONY: hostlab-up
-hostlab-up: ## Start the hostlab with this checkout's images, and print its kubeconfig.
+hostlab-up: ## Start the hostlab with this checkout's images (and ../shared/upstream's), and print how to install.
 	@tools=$$(bash build/tools/build.sh) && $(GO) build -o $(BIN)/hostlab ./lab/cmd/hostlab && \
 	$(BIN)/hostlab up --tools "$$tools" --lab-images --tag $(VERSION)
 

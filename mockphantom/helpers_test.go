@@ -28,6 +28,9 @@ type testEnv struct {
 	srv  *Server
 	http *httptest.Server
 	url  string
+	// clock, when set, is the store's clock: seedCases sets it to the
+	// time each case is opened (see fixtureClock).
+	clock *fixtureClock
 }
 
 // newTestEnv starts a server. cfg may leave DBPath and credentials empty;

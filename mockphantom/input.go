@@ -72,6 +72,17 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, 
 	return buf.Bytes(), release, true
 }
 
+// readObject is readBody for a body that must be a JSON object: it
+// answers 400 with msg when it is something else.
+func (s *Server) readObject(w http.ResponseWriter, r *http.Request, msg string) (body []byte, release func(), ok bool) {
+	if body, release, ok = s.readBody(w, r); ok && jsonKind(body) != '{' {
+		release()
+		writeError(w, http.StatusBadRequest, msg)
+		return nil, nil, false
+	}
+	return body, release, ok
+}
+
 // jsonKind returns the first non-space byte of a JSON text ('{', '[', ...),
 // or 0 for an empty body. Validity is checked when the body is decoded.
 func jsonKind(b []byte) byte {

@@ -314,6 +314,7 @@ func (s *Server) createArtifacts(w http.ResponseWriter, r *http.Request) {
 		answers[i] = o.answer()
 	}
 	s.stats.stored(0, created, dups)
+	s.afterArtifacts(items, outcomes)
 
 	if kind == '[' {
 		writeJSON(w, http.StatusOK, answers)
@@ -331,9 +332,8 @@ func (s *Server) createArtifacts(w http.ResponseWriter, r *http.Request) {
 
 // getArtifact handles GET /rest/artifact/N.
 func (s *Server) getArtifact(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "artifact")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("artifact %q does not exist", r.PathValue("id")))
 		return
 	}
 	a, found, err := s.store.Artifact(r.Context(), id)
@@ -360,9 +360,8 @@ func (s *Server) listArtifacts(w http.ResponseWriter, r *http.Request) {
 // listContainerArtifacts handles GET /rest/container/N/artifacts: the
 // artifact listing restricted to one (existing) container.
 func (s *Server) listContainerArtifacts(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "container")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
 	q, err := store.ParseQuery(r.URL.Query(), store.Artifacts)

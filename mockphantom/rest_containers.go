@@ -1,6 +1,7 @@
 package mockphantom
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -75,7 +76,8 @@ func (in *containerIn) field(key string) *json.RawMessage {
 	return nil
 }
 
-// containerCreated is the answer to a successful POST /rest/container.
+// containerCreated is the answer to a successful POST /rest/container, and
+// (without artifacts) to an update.
 type containerCreated struct {
 	Success   bool             `json:"success"`
 	ID        int64            `json:"id"`
@@ -90,78 +92,134 @@ type containerDuplicate struct {
 	ExistingContainerID int64  `json:"existing_container_id"`
 }
 
+// decodeContainerIn checks that body is one JSON object and returns its
+// fields, which refer into body.
+func decodeContainerIn(body []byte) (containerIn, error) {
+	var in containerIn
+	if jsonKind(body) != '{' || !json.Valid(body) {
+		return in, badInput("request body is not a valid JSON object")
+	}
+	eachMember(body, func(key string, val json.RawMessage) { setField(key, val, containerInNames, in.field) })
+	return in, nil
+}
+
+// containerFields checks the fields of in that creation and update share,
+// each the same way; absent and null fields stay nil. An empty severity,
+// sensitivity, status or start_time is returned as "": a creation applies
+// the default, an update refuses it.
+func (s *Server) containerFields(in *containerIn) (store.ContainerUpdate, error) {
+	var u store.ContainerUpdate
+	text := func(field string) func(json.RawMessage) (string, error) {
+		return func(raw json.RawMessage) (string, error) { return optString(field, raw) }
+	}
+	for _, f := range []struct {
+		raw   json.RawMessage
+		dst   **string
+		check func(json.RawMessage) (string, error)
+	}{
+		{in.Name, &u.Name, checkName},
+		{in.Label, &u.Label, s.checkLabel},
+		{in.Severity, &u.Severity, s.severityField},
+		{in.Sensitivity, &u.Sensitivity, enumField("sensitivity", containerSensitivity)},
+		{in.Status, &u.Status, enumField("status", containerStatuses)},
+		{in.Description, &u.Description, text("description")},
+		{in.StartTime, &u.StartTime, func(raw json.RawMessage) (string, error) { return optTime("start_time", raw) }},
+		{in.EndTime, &u.EndTime, func(raw json.RawMessage) (string, error) { return optTime("end_time", raw) }},
+		{in.ExternalID, &u.ExternalID, text("external_id")},
+		{in.Data, &u.Data, func(raw json.RawMessage) (string, error) { return optObject("data", raw, "{}") }},
+		{in.Tags, &u.Tags, func(raw json.RawMessage) (string, error) { return optStringList("tags", raw) }},
+		{in.OwnerID, &u.OwnerID, optOwner},
+		{in.CustomFields, &u.CustomFields, func(raw json.RawMessage) (string, error) { return optObject("custom_fields", raw, "{}") }},
+	} {
+		if isNull(f.raw) {
+			continue
+		}
+		v, err := f.check(f.raw)
+		if err != nil {
+			return u, err
+		}
+		*f.dst = &v
+	}
+	if !isNull(in.RunAutomation) {
+		b, err := optBool("run_automation", in.RunAutomation)
+		if err != nil {
+			return u, err
+		}
+		u.RunAutomation = &b
+	}
+	return u, nil
+}
+
+func checkName(raw json.RawMessage) (string, error) {
+	name, err := optString("name", raw)
+	if err == nil && strings.TrimSpace(name) == "" {
+		err = badInput("name must not be empty")
+	}
+	return name, err
+}
+
+func (s *Server) checkLabel(raw json.RawMessage) (string, error) {
+	label, err := optString("label", raw)
+	if err == nil && !slices.Contains(s.cfg.Labels, label) {
+		err = badInput("%s is not a known label.", label)
+	}
+	return label, err
+}
+
+// severityField returns "" for an empty severity; see containerFields.
+func (s *Server) severityField(raw json.RawMessage) (string, error) {
+	sev, err := optString("severity", raw)
+	if err != nil || sev == "" {
+		return "", err
+	}
+	return s.checkSeverity(sev)
+}
+
+// enumField checks a string that must be one of allowed, or empty.
+func enumField(field string, allowed []string) func(json.RawMessage) (string, error) {
+	return func(raw json.RawMessage) (string, error) {
+		v, err := optString(field, raw)
+		if err == nil && v != "" && !slices.Contains(allowed, v) {
+			err = badInput("%s %q is not valid; use one of %s", field, v, strings.Join(allowed, ", "))
+		}
+		return v, err
+	}
+}
+
 // parseContainer validates a container object and returns it with its
 // inline artifacts.
 func (s *Server) parseContainer(body []byte) (store.NewContainer, []artifactItem, error) {
-	var (
-		in  containerIn
-		c   store.NewContainer
-		err error
-	)
-	// One check of the whole body; the fields then refer into it.
-	if jsonKind(body) != '{' || !json.Valid(body) {
-		return c, nil, badInput("request body is not a valid JSON object")
-	}
-	eachMember(body, func(key string, val json.RawMessage) { setField(key, val, containerInNames, in.field) })
-	if isNull(in.Name) {
-		return c, nil, badInput("name is required")
-	}
-	if c.Name, err = optString("name", in.Name); err != nil {
+	var c store.NewContainer
+	in, err := decodeContainerIn(body)
+	if err != nil {
 		return c, nil, err
 	}
-	if strings.TrimSpace(c.Name) == "" {
-		return c, nil, badInput("name must not be empty")
+	if isNull(in.Name) {
+		return c, nil, badInput("name is required")
 	}
 	if isNull(in.Label) {
 		return c, nil, badInput("label is required")
 	}
-	if c.Label, err = optString("label", in.Label); err != nil {
-		return c, nil, err
-	}
-	if !slices.Contains(s.cfg.Labels, c.Label) {
-		return c, nil, badInput("%s is not a known label.", c.Label)
-	}
-	sev, err := optString("severity", in.Severity)
+	u, err := s.containerFields(&in)
 	if err != nil {
 		return c, nil, err
 	}
-	if c.Severity, err = s.checkSeverity(sev); err != nil {
-		return c, nil, err
-	}
-	if c.Sensitivity, err = oneOf("sensitivity", in.Sensitivity, "amber", containerSensitivity); err != nil {
-		return c, nil, err
-	}
-	if c.Status, err = oneOf("status", in.Status, "new", containerStatuses); err != nil {
-		return c, nil, err
-	}
-	if c.Description, err = optString("description", in.Description); err != nil {
-		return c, nil, err
+	c = store.NewContainer{
+		Name: *u.Name, Label: *u.Label,
+		Severity:      valueOr(u.Severity, "medium"),
+		Sensitivity:   valueOr(u.Sensitivity, "amber"),
+		Status:        valueOr(u.Status, "new"),
+		Description:   valueOr(u.Description, ""),
+		StartTime:     valueOr(u.StartTime, ""), // the store's default: now
+		EndTime:       valueOr(u.EndTime, ""),
+		ExternalID:    valueOr(u.ExternalID, ""),
+		Data:          valueOr(u.Data, "{}"),
+		Tags:          valueOr(u.Tags, "[]"),
+		OwnerID:       valueOr(u.OwnerID, ""),
+		CustomFields:  valueOr(u.CustomFields, "{}"),
+		RunAutomation: u.RunAutomation != nil && *u.RunAutomation,
 	}
 	if c.SDI, err = optString("source_data_identifier", in.SDI); err != nil {
-		return c, nil, err
-	}
-	if c.StartTime, err = optTime("start_time", in.StartTime); err != nil {
-		return c, nil, err
-	}
-	if c.EndTime, err = optTime("end_time", in.EndTime); err != nil {
-		return c, nil, err
-	}
-	if c.Data, err = optObject("data", in.Data, "{}"); err != nil {
-		return c, nil, err
-	}
-	if c.Tags, err = optStringList("tags", in.Tags); err != nil {
-		return c, nil, err
-	}
-	if c.OwnerID, err = optOwner(in.OwnerID); err != nil {
-		return c, nil, err
-	}
-	if c.RunAutomation, err = optBool("run_automation", in.RunAutomation); err != nil {
-		return c, nil, err
-	}
-	if c.CustomFields, err = optObject("custom_fields", in.CustomFields, "{}"); err != nil {
-		return c, nil, err
-	}
-	if c.ExternalID, err = optString("external_id", in.ExternalID); err != nil {
 		return c, nil, err
 	}
 	var inline []artifactItem
@@ -176,33 +234,67 @@ func (s *Server) parseContainer(body []byte) (store.NewContainer, []artifactItem
 	return c, inline, nil
 }
 
-// oneOf reads an optional string that must be one of allowed.
-func oneOf(field string, raw json.RawMessage, def string, allowed []string) (string, error) {
-	v, err := optString(field, raw)
+// parseContainerUpdate validates the body of POST /rest/container/N: any
+// of the fields of a creation but source_data_identifier and artifacts,
+// checked the same way. Absent and null fields stay as they are, but a
+// null or empty owner_id, end_time or external_id clears it. Unknown
+// fields are ignored, as at creation.
+func (s *Server) parseContainerUpdate(body []byte) (store.ContainerUpdate, error) {
+	in, err := decodeContainerIn(body)
 	if err != nil {
-		return "", err
+		return store.ContainerUpdate{}, err
 	}
-	if v == "" {
-		return def, nil
+	switch {
+	case !isNull(in.SDI):
+		return store.ContainerUpdate{}, badInput("source_data_identifier cannot be changed")
+	case !isNull(in.Artifacts):
+		return store.ContainerUpdate{}, badInput("artifacts cannot be added by updating a container; POST them to /rest/artifact")
 	}
-	if !slices.Contains(allowed, v) {
-		return "", badInput("%s %q is not valid; use one of %s", field, v, strings.Join(allowed, ", "))
+	u, err := s.containerFields(&in)
+	if err != nil {
+		return u, err
 	}
-	return v, nil
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"severity", u.Severity}, {"sensitivity", u.Sensitivity}, {"status", u.Status}, {"start_time", u.StartTime}} {
+		if f.v != nil && *f.v == "" {
+			return u, badInput("%s must not be empty", f.name)
+		}
+	}
+	if string(in.OwnerID) == "null" || (u.OwnerID != nil && *u.OwnerID == `""`) {
+		u.OwnerID = new(string)
+	}
+	return u, nil
+}
+
+// applyUpdate checks an update of container id (the body of POST
+// /rest/container/N) and applies it; a client's mistake is an inputError.
+// It reports whether the container exists.
+func (s *Server) applyUpdate(ctx context.Context, id int64, body []byte) (found bool, err error) {
+	u, err := s.parseContainerUpdate(body)
+	if err != nil {
+		return false, err
+	}
+	return s.store.UpdateContainer(ctx, id, u)
+}
+
+// valueOr returns *p, or def when p is nil or points to "".
+func valueOr(p *string, def string) string {
+	if p == nil || *p == "" {
+		return def
+	}
+	return *p
 }
 
 // createContainer handles POST /rest/container: the container and its
 // inline artifacts are written in one transaction.
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
-	body, release, ok := s.readBody(w, r)
+	body, release, ok := s.readObject(w, r, "request body must be a JSON object describing one container")
 	if !ok {
 		return
 	}
 	defer release()
-	if jsonKind(body) != '{' {
-		writeError(w, http.StatusBadRequest, "request body must be a JSON object describing one container")
-		return
-	}
 	c, items, err := s.parseContainer(body)
 	if err != nil {
 		s.writeInputError(w, r, "create container", err)
@@ -244,14 +336,14 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stats.stored(1, created, dups)
+	s.afterContainer(id, answers)
 	writeJSON(w, http.StatusOK, containerCreated{Success: true, ID: id, Artifacts: answers})
 }
 
 // getContainer handles GET /rest/container/N.
 func (s *Server) getContainer(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "container")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
 	c, found, err := s.store.Container(r.Context(), id)
@@ -265,12 +357,34 @@ func (s *Server) getContainer(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// updateContainer handles POST /rest/container/N: it changes the fields
+// the body names and answers {"success": true, "id": N}, as SOAR does.
+func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) {
+	id, ok := restID(w, r, "container")
+	if !ok {
+		return
+	}
+	body, release, ok := s.readObject(w, r, "request body must be a JSON object with the fields to change")
+	if !ok {
+		return
+	}
+	defer release()
+	found, err := s.applyUpdate(r.Context(), id, body)
+	switch {
+	case err != nil:
+		s.writeInputError(w, r, "update container", err)
+	case !found:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("container %d does not exist", id))
+	default:
+		writeJSON(w, http.StatusOK, containerCreated{Success: true, ID: id})
+	}
+}
+
 // deleteContainer handles DELETE /rest/container/N (user credentials only,
 // see authed).
 func (s *Server) deleteContainer(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
+	id, ok := restID(w, r, "container")
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("container %q does not exist", r.PathValue("id")))
 		return
 	}
 	deleted, err := s.store.DeleteContainer(r.Context(), id)

@@ -1,13 +1,16 @@
 // Package mockphantom is a small stand-in for the Splunk SOAR (formerly
 // Phantom) REST API. It implements the subset of /rest that the forwarder
-// uses (containers, artifacts, listings, version, container options), keeps
-// everything in a SQLite file so that data survives restarts, can inject
-// faults (latency, errors, hangs, outages) and serves a read-only web page so
-// that people can watch cases arrive.
+// and the responder use (containers, artifacts, notes, action runs,
+// listings, version, container options), keeps everything in a SQLite file
+// so that data survives restarts, can inject faults (latency, errors, hangs,
+// outages), runs playbooks that call the responder on new cases, and serves
+// a web page where people can watch cases arrive, filter and search them,
+// read a case's timeline and change its status and owner.
 package mockphantom
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -69,6 +72,10 @@ type Config struct {
 	// MaxBodyBytes limits request bodies; default 64 MiB. Larger bodies
 	// are answered with 413.
 	MaxBodyBytes int64
+	// PlaybooksFile is a YAML file of playbooks that act on new cases by
+	// calling falco-phantom-responder (see the README); "" runs none. It
+	// is read and checked by New.
+	PlaybooksFile string
 	// FaultSeed seeds the random source of fault injection so that runs
 	// can be repeated; 0 picks a random seed.
 	FaultSeed uint64
@@ -84,11 +91,16 @@ type Server struct {
 	store *store.Store
 	pages *template.Template
 	mux   *http.ServeMux
+	// formKey signs the tokens of the web page's forms; drawn at New, so
+	// a restart makes the forms of open pages out of date.
+	formKey []byte
 
 	faultMu sync.Mutex
 	faults  Faults
 	rng     *rand.Rand
 	release chan struct{} // closed to release requests hung by TimeoutRate
+
+	playbooks *playbooks // nil without Config.PlaybooksFile
 
 	stats  statsCounter
 	bodies sync.Pool // *bytes.Buffer for request bodies
@@ -108,9 +120,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	set, err := readPlaybooks(cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.DBPath)
 	if err != nil {
 		return nil, err
+	}
+	if n, err := st.FailRunningActionRuns(ctx, interruptedRun); err != nil {
+		_ = st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Warn("action runs left running by an earlier mockphantom are marked failed", "runs", n)
 	}
 	seed := cfg.FaultSeed
 	if seed == 0 {
@@ -123,7 +145,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		pages:   pages,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		release: make(chan struct{}),
+		formKey: make([]byte, 32),
 	}
+	_, _ = cryptorand.Read(s.formKey) // never fails (crypto/rand.Read)
+	s.playbooks = newPlaybooks(set, st, cfg.Logger)
 	s.stats.init()
 	s.mux = s.routes()
 	return s, nil
@@ -198,11 +223,22 @@ func (s *Server) Labels() []string {
 	return slices.Clone(s.cfg.Labels)
 }
 
-// Close releases hung requests and closes the database. Stop serving
-// first (Running.Close) so that no request uses the database afterwards.
+// Playbooks lists the names of the playbooks of Config.PlaybooksFile, in
+// file order.
+func (s *Server) Playbooks() []string {
+	if s.playbooks == nil {
+		return nil
+	}
+	return s.playbooks.set.Names()
+}
+
+// Close releases hung requests, stops the playbooks in flight (they record
+// that they were interrupted) and closes the database. Stop serving first
+// (Running.Close) so that no request uses the database afterwards.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.releaseHung()
+		s.playbooks.stop()
 		s.closeErr = s.store.Close()
 	})
 	return s.closeErr
@@ -223,6 +259,7 @@ func (s *Server) routes() *http.ServeMux {
 	}))
 	mux.Handle("/rest/container/{id}", s.rest(methods{
 		http.MethodGet:    s.getContainer,
+		http.MethodPost:   s.updateContainer,
 		http.MethodDelete: s.deleteContainer,
 	}))
 	mux.Handle("/rest/container/{id}/artifacts", s.rest(methods{http.MethodGet: s.listContainerArtifacts}))
@@ -231,6 +268,13 @@ func (s *Server) routes() *http.ServeMux {
 		http.MethodPost: s.createArtifacts,
 	}))
 	mux.Handle("/rest/artifact/{id}", s.rest(methods{http.MethodGet: s.getArtifact}))
+	mux.Handle("/rest/note", s.rest(methods{
+		http.MethodGet:  s.listNotes,
+		http.MethodPost: s.createNote,
+	}))
+	mux.Handle("/rest/note/{id}", s.rest(methods{http.MethodGet: s.getNote}))
+	mux.Handle("/rest/action_run", s.rest(methods{http.MethodGet: s.listActionRuns}))
+	mux.Handle("/rest/action_run/{id}", s.rest(methods{http.MethodGet: s.getActionRun}))
 
 	mux.Handle("/mock/faults", s.authed(methods{
 		http.MethodGet: s.getFaults,
@@ -239,7 +283,10 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/mock/stats", s.authed(methods{http.MethodGet: s.getStats}))
 
 	mux.Handle("/{$}", s.authed(methods{http.MethodGet: s.indexPage}))
-	mux.Handle("/container/{id}", s.authed(methods{http.MethodGet: s.containerPage}))
+	mux.Handle("/container/{id}", s.authed(methods{
+		http.MethodGet:  s.containerPage,
+		http.MethodPost: s.caseFormPost,
+	}))
 	mux.HandleFunc("/", s.notFound)
 	return mux
 }
@@ -407,6 +454,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func tooLargeMessage(limit int64) string {
 	return fmt.Sprintf("request body too large: the limit is %d bytes", limit)
+}
+
+// restID is pathID for /rest: it answers 404 itself when ok is false.
+func restID(w http.ResponseWriter, r *http.Request, what string) (id int64, ok bool) {
+	if id, ok = pathID(r); !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%s %q does not exist", what, r.PathValue("id")))
+	}
+	return id, ok
 }
 
 // pathID parses the {id} path value; ok is false when it is not a

@@ -146,7 +146,7 @@ func TestMethodAndPathErrorsAreJSON(t *testing.T) {
 		want         int
 	}{
 		{http.MethodPut, "/rest/container", http.StatusMethodNotAllowed},
-		{http.MethodPost, "/rest/container/1", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/rest/container/1", http.StatusMethodNotAllowed},
 		{http.MethodDelete, "/rest/artifact", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/rest/nothing", http.StatusNotFound},
 		{http.MethodGet, "/rest/container/abc", http.StatusNotFound},

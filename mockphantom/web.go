@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -15,143 +17,120 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom/internal/store"
 )
 
+// The web page: a list of cases (web_cases.go) and a page per case
+// (web_case.go) with its timeline (timeline.go), rendered on the server
+// from templates/. It works without JavaScript, and its Content-Security-
+// Policy allows none: filters are links and GET forms, the one change it
+// makes is a POST form guarded against cross-site requests.
+
 //go:embed templates/*.html
 var templateFS embed.FS
 
 // Limits of the web page. Values are cut for display only; REST returns
 // them whole.
 const (
-	pageCases          = 50   // cases on the index page
-	pageTimeline       = 25   // artifacts per case on the index page
-	pageDetailLimit    = 1000 // artifacts on a case page
-	shortValueRunes    = 160  // one value on the index page
-	longValueRunes     = 2000 // one value on a case page
-	prettyBlockRunes   = 64 << 10
-	pageRefreshSeconds = 5
+	listPageSize     = 25  // cases per page of the list, by default
+	listMaxPageSize  = 200 // the most a page_size parameter may ask for
+	listCommands     = 20  // distinct command lines per case in the list
+	listOptions      = 200 // values offered per filter
+	shortValueRunes  = 120 // one value in the list
+	longValueRunes   = 2000
+	tooltipRunes     = 300 // one value in a timeline mark's tooltip
+	searchRunes      = 200 // the search text
+	filterValueBytes = 512 // a rule or namespace that a filter may name
+	caseArtifacts    = 1000
+	prettyBlockRunes = 64 << 10
+	refreshSeconds   = 5
 )
 
-// cefField names a CEF key the forwarder sends and how the page labels it.
-type cefField struct {
-	key, label string
-	timeline   bool // shown on the index page's timeline as well
+// CEF keys of forwarded Falco events (see pkg/forwarder's mapping).
+const (
+	cefNamespace     = "kubernetesNamespace"
+	cefPod           = "kubernetesPodName"
+	cefContainerID   = "containerId"
+	cefContainerName = "containerName"
+	cefImage         = "containerImage"
+	cefProcess       = "processName"
+	cefParent        = "parentProcessName"
+	cefCommand       = "commandLine"
+	cefUser          = "userName"
+	cefFile          = "fileName"
+	cefNode          = "sourceHostName"
+	cefRule          = "falcoRule"
+	cefPriority      = "falcoPriority"
+)
+
+// cefLabels names the CEF keys the forwarder sends, in the order of a
+// case page's CEF tables; other keys follow in alphabetical order.
+var cefLabels = []struct{ key, label string }{
+	{cefRule, "rule"},
+	{cefPriority, "priority"},
+	{"eventTime", "event time"},
+	{"eventType", "event type"},
+	{cefNamespace, "namespace"},
+	{cefPod, "pod"},
+	{cefContainerName, "container"},
+	{cefContainerID, "container id"},
+	{cefImage, "image"},
+	{cefNode, "node"},
+	{cefProcess, "process"},
+	{cefParent, "parent process"},
+	{"processPath", "process path"},
+	{cefCommand, "command line"},
+	{"terminal", "terminal"},
+	{cefUser, "user"},
+	{"userId", "user id"},
+	{cefFile, "file"},
+	{"falcoSource", "source"},
+	{"falcoEventId", "event id"},
+	{"falcoOutput", "output"},
 }
 
-// cefFields are the CEF keys of forwarded Falco events, in display order.
-var cefFields = []cefField{
-	{"kubernetesPodName", "pod", true},
-	{"kubernetesNamespace", "namespace", true},
-	{"containerName", "container", true},
-	{"commandLine", "command line", true},
-	{"userName", "user", true},
-	{"processName", "process", true},
-	{"parentProcessName", "parent process", false},
-	{"containerId", "container id", false},
-	{"containerImage", "image", false},
-	{"sourceHostName", "node", false},
-	{"falcoRule", "Falco rule", false},
-	{"falcoPriority", "Falco priority", false},
-}
+// searchKeys are the CEF keys the list's search looks into, besides the
+// case's name.
+var searchKeys = []string{cefRule, cefNamespace, cefPod, cefContainerName, cefImage, cefNode, cefCommand, cefFile}
+
+// contentSecurityPolicy allows the inline style and forms that post to the
+// server itself, and nothing else: no scripts, no requests elsewhere.
+const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; " +
+	"form-action 'self'; frame-ancestors 'none'"
 
 func parsePages() (*template.Template, error) {
-	t, err := template.New("pages").ParseFS(templateFS, "templates/*.html")
+	t, err := template.New("pages").Funcs(template.FuncMap{
+		"plural": plural,
+		"num":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("failed to parse page templates: %w", err)
 	}
 	return t, nil
 }
 
-// Page models. Every string in them is already cut and cleaned by clip;
-// html/template escapes them on output.
-type (
-	pageIndex struct {
-		Total   int64
-		Cases   []pageCase
-		Version string
-		Refresh int
-	}
-	pageDetail struct {
-		Case      pageCase
-		Shown     int
-		Version   string
-		Refresh   int
-		Truncated bool
-	}
-	pageCase struct {
-		ID                                                     int64
-		Name, Label, Severity, SevClass, Status, Sensitivity   string
-		Description, StartTime, EndTime, CreateTime, SDI, Tags string
-		Data, CustomFields                                     string
-		ArtifactCount, More                                    int64
-		Artifacts                                              []pageArtifact
-	}
-	pageArtifact struct {
-		ID                               int64
-		Time, Name, Label, Severity, SDI string
-		Type                             string
-		Fields                           []pageField
-		CEF, CEFTypes, Data              string
-	}
-	pageField struct{ Label, Value string }
-)
-
-// indexPage handles GET /: the newest cases with their artifacts.
-func (s *Server) indexPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	total, cases, err := s.store.ListContainers(ctx, store.Query{Desc: true, PageSize: pageCases})
-	if err != nil {
-		s.internalError(w, r, "index page", err)
-		return
-	}
-	page := pageIndex{Total: total, Version: Version, Refresh: pageRefreshSeconds}
-	for _, c := range cases {
-		aq := store.Query{Sort: "start_time", PageSize: pageTimeline, Container: c.ID}
-		_, arts, err := s.store.ListArtifacts(ctx, aq)
-		if err != nil {
-			s.internalError(w, r, "index page", err)
-			return
-		}
-		pc := makePageCase(c, shortValueRunes, false)
-		pc.More = c.ArtifactCount - int64(len(arts))
-		for _, a := range arts {
-			pc.Artifacts = append(pc.Artifacts, makePageArtifact(a, shortValueRunes, false))
-		}
-		page.Cases = append(page.Cases, pc)
-	}
-	s.renderPage(w, r, "index.html", page)
+// pageChrome is what every page shows around its content.
+type pageChrome struct {
+	Title   string
+	Version string
+	Refresh int    // seconds; 0 for no automatic reload
+	LiveURL string // the same page with the reload switched the other way
 }
 
-// containerPage handles GET /container/N: one case with all artifacts,
-// their full CEF and raw data.
-func (s *Server) containerPage(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(r)
-	if !ok {
-		http.Error(w, "no such case", http.StatusNotFound)
-		return
+// chrome returns the frame of a page at r; live pages reload themselves.
+func chrome(r *http.Request, title string) pageChrome {
+	q := r.URL.Query()
+	c := pageChrome{Title: title, Version: Version}
+	if q.Get("live") == "1" {
+		c.Refresh = refreshSeconds
+		q.Del("live")
+	} else {
+		q.Set("live", "1")
 	}
-	c, found, err := s.store.Container(r.Context(), id)
-	if err != nil {
-		s.internalError(w, r, "case page", err)
-		return
-	}
-	if !found {
-		http.Error(w, fmt.Sprintf("case %d does not exist", id), http.StatusNotFound)
-		return
-	}
-	aq := store.Query{Sort: "start_time", PageSize: pageDetailLimit, Container: id}
-	_, arts, err := s.store.ListArtifacts(r.Context(), aq)
-	if err != nil {
-		s.internalError(w, r, "case page", err)
-		return
-	}
-	page := pageDetail{Case: makePageCase(c, longValueRunes, true), Shown: len(arts),
-		Version: Version, Refresh: pageRefreshSeconds, Truncated: int64(len(arts)) < c.ArtifactCount}
-	for _, a := range arts {
-		page.Case.Artifacts = append(page.Case.Artifacts, makePageArtifact(a, longValueRunes, true))
-	}
-	s.renderPage(w, r, "container.html", page)
+	q.Del("saved")
+	c.LiveURL = "?" + q.Encode()
+	return c
 }
 
-func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, name string, data any) {
+// renderPage writes a page with the headers every page carries.
+func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	var buf bytes.Buffer
 	if err := s.pages.ExecuteTemplate(&buf, name, data); err != nil {
 		s.log.ErrorContext(r.Context(), "failed to render page", "page", name, "err", err)
@@ -160,61 +139,105 @@ func (s *Server) renderPage(w http.ResponseWriter, r *http.Request, name string,
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	// No scripts, no external anything: only the inline style may apply.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
 
-func makePageCase(c store.Container, limit int, detail bool) pageCase {
-	pc := pageCase{
-		ID:            c.ID,
-		Name:          clip(c.Name, limit, false),
-		Label:         clip(c.Label, limit, false),
-		Severity:      clip(c.Severity, limit, false),
-		SevClass:      severityClass(c.Severity),
-		Status:        clip(c.Status, limit, false),
-		Sensitivity:   clip(c.Sensitivity, limit, false),
-		Description:   clip(c.Description, limit, detail),
-		StartTime:     displayTime(c.StartTime),
-		EndTime:       displayTime(c.EndTime),
-		CreateTime:    displayTime(&c.CreateTime),
-		SDI:           clip(deref(c.SourceDataIdentifier), limit, false),
-		ArtifactCount: c.ArtifactCount,
-	}
-	if detail {
-		pc.Tags = clip(compactJSON(c.Tags), limit, false)
-		pc.Data = prettyJSON(c.Data)
-		pc.CustomFields = prettyJSON(c.CustomFields)
-	}
-	return pc
+// messagePage is a short page that says what went wrong.
+type messagePage struct {
+	pageChrome
+	Heading, Message string
+	Back             string // a link back, relative to the page
 }
 
-func makePageArtifact(a store.Artifact, limit int, detail bool) pageArtifact {
-	pa := pageArtifact{
-		ID:       a.ID,
-		Time:     displayTime(a.StartTime),
-		Name:     clip(a.Name, limit, false),
-		Label:    clip(a.Label, limit, false),
-		Severity: clip(a.Severity, limit, false),
-		SDI:      clip(deref(a.SourceDataIdentifier), limit, false),
-		Type:     clip(deref(a.Type), limit, false),
+func (s *Server) renderMessage(w http.ResponseWriter, r *http.Request, status int, msg, back string) {
+	p := messagePage{pageChrome: chrome(r, http.StatusText(status)), Heading: http.StatusText(status),
+		Message: clip(msg, longValueRunes, true), Back: back}
+	p.LiveURL = ""
+	s.renderPage(w, r, status, "message.html", p)
+}
+
+// plural writes "1 case", "2 cases".
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	var cef map[string]json.RawMessage
-	_ = json.Unmarshal(a.CEF, &cef) // stored CEF is always an object
-	for _, f := range cefFields {
-		if detail || f.timeline {
-			pa.Fields = append(pa.Fields, pageField{Label: f.label, Value: clip(cefValue(cef[f.key]), limit, false)})
-		}
+	return strconv.FormatInt(n, 10) + " " + many
+}
+
+// sevClass is the style class of a severity.
+func sevClass(sev string) string {
+	switch sev {
+	case "high", "medium", "low":
+		return sev
 	}
-	if detail {
-		pa.CEF = prettyJSON(a.CEF)
-		pa.CEFTypes = prettyJSON(a.CEFTypes)
-		pa.Data = prettyJSON(a.Data)
+	return "other"
+}
+
+// statusClass is the style class of a status.
+func statusClass(status string) string {
+	switch status {
+	case "new", "open", "closed":
+		return status
 	}
-	return pa
+	return "other"
+}
+
+// pageTime is a stored time as the page shows it.
+type pageTime struct {
+	Short       string // to the second
+	Full        string // to the millisecond, with the zone
+	Date, Clock string // the two halves of Short
+}
+
+func displayTime(s string) pageTime {
+	if s == "" {
+		return pageTime{Short: "-", Full: "-", Clock: "-"}
+	}
+	t, err := time.Parse(store.TimeLayout, s)
+	if err != nil {
+		c := clip(s, 40, false)
+		return pageTime{Short: c, Full: c, Clock: c}
+	}
+	return pageTime{Short: t.Format(time.DateTime), Full: t.Format("2006-01-02 15:04:05.000Z"),
+		Date: t.Format(time.DateOnly), Clock: t.Format(time.TimeOnly)}
+}
+
+func parseStoredTime(s string) (time.Time, bool) {
+	t, err := time.Parse(store.TimeLayout, s)
+	return t, err == nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// ownerName is how the form shows an owner_id: a user name as it is, a
+// user id as its digits, nothing when unassigned.
+func ownerName(raw json.RawMessage) string {
+	if isNull(raw) {
+		return ""
+	}
+	return cefValue(raw)
+}
+
+// ownerLabel is how a page names an owner: a user id as "#7".
+func ownerLabel(raw json.RawMessage, limit int) string {
+	name := ownerName(raw)
+	switch {
+	case name == "":
+		return ""
+	case raw[0] != '"':
+		return "#" + clip(name, limit, false)
+	}
+	return clip(name, limit, false)
 }
 
 // cefValue renders one CEF value: strings as they are, anything else as
@@ -228,32 +251,6 @@ func cefValue(raw json.RawMessage) string {
 		return s
 	}
 	return string(raw)
-}
-
-func severityClass(sev string) string {
-	switch sev {
-	case "high", "medium", "low":
-		return sev
-	}
-	return "other"
-}
-
-func displayTime(s *string) string {
-	if s == nil || *s == "" {
-		return "-"
-	}
-	t, err := time.Parse(store.TimeLayout, *s)
-	if err != nil {
-		return clip(*s, 40, false)
-	}
-	return t.Format("2006-01-02 15:04:05.000Z")
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func compactJSON(raw json.RawMessage) string {
@@ -270,6 +267,45 @@ func prettyJSON(raw json.RawMessage) string {
 		return clip(string(raw), prettyBlockRunes, true)
 	}
 	return clip(buf.String(), prettyBlockRunes, true)
+}
+
+// option is one choice of a filter's select.
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+// formSelect is a select of a form.
+type formSelect struct {
+	Label, Name string
+	Any         bool // offers "any" (the value "") first
+	Options     []option
+}
+
+// options lists values as choices with current selected; a current value
+// missing from values is added, so that the form shows what is applied.
+func options(values []string, current string) []option {
+	out := make([]option, 0, len(values)+1)
+	found := current == ""
+	for _, v := range values {
+		if !plainText(v) || len(v) > filterValueBytes {
+			continue // cannot be shown as it is; the search still finds it
+		}
+		out = append(out, option{Value: v, Label: clip(v, 60, false), Selected: v == current})
+		found = found || v == current
+	}
+	if !found {
+		out = append(out, option{Value: current, Label: clip(current, 60, false), Selected: true})
+	}
+	return out
+}
+
+// relURL is a link to the current page with the parameters v.
+func relURL(v url.Values) string {
+	if len(v) == 0 {
+		return "./"
+	}
+	return "?" + v.Encode()
 }
 
 // clip prepares untrusted text for display: "-" when empty, at most limit
@@ -305,6 +341,28 @@ func clip(s string, limit int, multiline bool) string {
 		}
 	}
 	return b.String()
+}
+
+// plainText reports whether s can be shown as it is: valid UTF-8 without
+// the characters clip escapes.
+func plainText(s string) bool {
+	for i, r := range s {
+		if (r == utf8.RuneError && isInvalidAt(s, i)) || unicode.IsControl(r) || isFormatChar(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// stripHidden drops the characters clip would escape; what is left can be
+// echoed into a form field as it is.
+func stripHidden(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) || isFormatChar(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
 }
 
 func isInvalidAt(s string, i int) bool {

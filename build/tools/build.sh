@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the lab's pinned third-party binaries (Kubernetes control plane and
-# node components, kubectl, etcd, CoreDNS) from the Go module proxy into one
+# node components, kubectl, etcd, CoreDNS, kube-router) from the Go module proxy into one
 # cache folder, and prints that folder on the last line of stdout:
 #
 #   dir=$(bash build/tools/build.sh | tail -1)                      # everything
@@ -21,7 +21,7 @@ tools_root=$PWD
 export GOWORK=off
 export CGO_ENABLED=0
 
-all_names=(kube-apiserver etcd kubectl kubelet kube-controller-manager kube-scheduler kube-proxy coredns)
+all_names=(kube-apiserver etcd kubectl kubelet kube-controller-manager kube-scheduler kube-proxy coredns kube-router)
 
 usage() {
 	echo "usage: $0 [name...]   (names: ${all_names[*]}; default: all)" >&2
@@ -33,6 +33,7 @@ module_dir() {
 	kube-apiserver | kubelet | kube-controller-manager | kube-scheduler | kube-proxy | kubectl) echo kubernetes ;;
 	etcd) echo etcd ;;
 	coredns) echo coredns ;;
+	kube-router) echo kube-router ;;
 	*) return 1 ;;
 	esac
 }
@@ -42,6 +43,7 @@ main_package() {
 	case "$1" in
 	etcd) echo go.etcd.io/etcd/server/v3 ;;
 	coredns) echo github.com/coredns/coredns ;;
+	kube-router) echo github.com/cloudnativelabs/kube-router/v2/cmd/kube-router ;;
 	*) echo "k8s.io/kubernetes/cmd/$1" ;;
 	esac
 }
@@ -51,6 +53,7 @@ upstream_module() {
 	case "$1" in
 	etcd) echo go.etcd.io/etcd/server/v3 ;;
 	coredns) echo github.com/coredns/coredns ;;
+	kube-router) echo github.com/cloudnativelabs/kube-router/v2 ;;
 	*) echo k8s.io/kubernetes ;;
 	esac
 }
@@ -157,7 +160,7 @@ for name in "${names[@]}"; do
 	else
 		case "$name" in
 		etcd) hint="about two minutes" ;;
-		coredns) hint="a few minutes" ;;
+		coredns | kube-router) hint="a few minutes" ;;
 		*) hint="several minutes" ;;
 		esac
 	fi

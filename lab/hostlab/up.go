@@ -33,6 +33,12 @@ type Cluster struct {
 	// AuditLog is the API server's audit log; "" unless Config.AuditPolicy
 	// was set.
 	AuditLog string
+	// ContainerdSocket is the node's containerd (and CRI) socket.
+	ContainerdSocket string
+	// ContainerdTasks is containerd's folder of the running tasks of
+	// Kubernetes containers: one folder per container id, holding its OCI
+	// bundle.
+	ContainerdTasks string
 
 	settings settings
 }
@@ -65,6 +71,8 @@ func newCluster(s settings, cfg *rest.Config, kube kubernetes.Interface) *Cluste
 	c := &Cluster{
 		Dir: s.Dir, Kubeconfig: l.kubeconfig("admin"), Config: cfg, Kube: kube,
 		NodeName: s.NodeName, NodeIP: s.NodeIP, DNSIP: s.gatewayIP().String(), settings: s,
+		ContainerdSocket: l.containerdSock(),
+		ContainerdTasks:  l.path("containerd", "state", "io.containerd.runtime.v2.task", containerdNamespace),
 	}
 	if s.Audit {
 		c.AuditLog = l.auditLog()

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -93,13 +94,19 @@ func New(getter genericclioptions.RESTClientGetter, logf func(format string, arg
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &sdk{getter: getter, logf: logf, settings: cli.New()}
+	return &sdk{getter: getter, logf: logf, settings: cli.New(), located: map[string]string{}}
 }
 
 type sdk struct {
 	getter   genericclioptions.RESTClientGetter
 	logf     func(string, ...any)
 	settings *cli.EnvSettings
+	// located remembers where each chart was downloaded to, so that a
+	// chart rendered (by install's preflight) and then applied is fetched
+	// once. Charts are loaded afresh each time: Helm changes a loaded
+	// chart while it installs it.
+	mu      sync.Mutex
+	located map[string]string
 }
 
 func (s *sdk) config(namespace string) (*action.Configuration, error) {
@@ -125,12 +132,21 @@ func (s *sdk) load(cfg *action.Configuration, c Chart) (*chart.Chart, error) {
 	if c.Files != nil {
 		return loadFS(c.Files)
 	}
-	// An Install action carries the registry client into chart lookup.
-	locate := action.NewInstall(cfg)
-	locate.RepoURL, locate.Version = c.RepoURL, c.Version
-	where, err := locate.LocateChart(c.Ref, s.settings)
-	if err != nil {
-		return nil, fmt.Errorf("cannot get %s: %w", c, err)
+	key := c.RepoURL + "\x00" + c.Ref + "\x00" + c.Version
+	s.mu.Lock()
+	where, ok := s.located[key]
+	s.mu.Unlock()
+	if !ok {
+		// An Install action carries the registry client into chart lookup.
+		locate := action.NewInstall(cfg)
+		locate.RepoURL, locate.Version = c.RepoURL, c.Version
+		var err error
+		if where, err = locate.LocateChart(c.Ref, s.settings); err != nil {
+			return nil, fmt.Errorf("cannot get %s: %w", c, err)
+		}
+		s.mu.Lock()
+		s.located[key] = where
+		s.mu.Unlock()
 	}
 	ch, err := loader.Load(where)
 	if err != nil {
@@ -266,11 +282,16 @@ func convert(rel *release.Release) *Release {
 }
 
 // manifestWithHooks appends the hook manifests, so that a dry run shows
-// every object an install creates.
+// every object an install creates. Test hooks are left out: only helm
+// test creates them (the falcosidekick chart has one, a Pod of a Docker
+// Hub image that an offline install must not be told to mirror).
 func manifestWithHooks(manifest string, hooks []*release.Hook) string {
 	var b strings.Builder
 	b.WriteString(strings.TrimSpace(manifest))
 	for _, h := range hooks {
+		if testHook(h) {
+			continue
+		}
 		b.WriteString("\n---\n# Source: ")
 		b.WriteString(h.Path)
 		b.WriteString(" (hook: ")
@@ -295,4 +316,14 @@ func SetValues(values map[string]any, assignments []string) error {
 		}
 	}
 	return nil
+}
+
+// testHook tells whether a hook runs on helm test only.
+func testHook(h *release.Hook) bool {
+	for _, e := range h.Events {
+		if e != release.HookTest {
+			return false
+		}
+	}
+	return len(h.Events) > 0
 }

@@ -40,6 +40,9 @@ func TestApplyGetUninstall(t *testing.T) {
 	if err != nil || !strings.Contains(rendered, `greeting: "hi"`) {
 		t.Fatalf("Render = %q, %v", rendered, err)
 	}
+	if strings.Contains(rendered, "tiny-test") {
+		t.Errorf("Render shows the test hook, which an install never creates:\n%s", rendered)
+	}
 	if rel, err := c.Get(ctx, "tiny", ns); err != nil || rel != nil {
 		t.Fatalf("Get before install = %v, %v; want nil, nil", rel, err)
 	}
@@ -56,8 +59,11 @@ func TestApplyGetUninstall(t *testing.T) {
 		t.Fatalf("upgrade = %+v, %v", rel, err)
 	}
 	got, err := c.Get(ctx, "tiny", ns)
-	if err != nil || got.Revision != 2 || !strings.Contains(got.Manifest, "hello again") {
+	if err != nil || got.Revision != 2 || !strings.Contains(got.Manifest, "hello again") || strings.Contains(got.Manifest, "tiny-test") {
 		t.Errorf("Get = %+v, %v", got, err)
+	}
+	if _, err := apiServer.Kube.CoreV1().Pods(ns).Get(ctx, "tiny-test", metav1.GetOptions{}); err == nil {
+		t.Error("install created the test hook's pod")
 	}
 	if err := c.Uninstall(ctx, "tiny", ns); err != nil {
 		t.Fatal(err)

@@ -15,14 +15,13 @@ import (
 )
 
 // Images the lab and the end-to-end tests need besides this project's
-// own: a NATS server, a falcosidekick stand-in, a small shell image and a
-// pause image. Like the project's images, each is one layer around static
-// binaries, built without Docker.
+// own: a NATS server, a small shell image and a pause image (and those
+// built from the upstream folder: upstream.go). Like the project's images,
+// each is one layer, built without Docker.
 const (
-	NATSServerRepo           = "falco-phantom/nats-server"
-	FalcosidekickStandinRepo = "falco-phantom/falcosidekick-standin"
-	ShellRepo                = "falco-phantom/shell"
-	PauseRepo                = "falco-phantom/pause"
+	NATSServerRepo = "falco-phantom/nats-server"
+	ShellRepo      = "falco-phantom/shell"
+	PauseRepo      = "falco-phantom/pause"
 	// NATSServerModule is the Go module whose root package is nats-server.
 	NATSServerModule = "github.com/nats-io/nats-server/v2"
 )
@@ -40,23 +39,6 @@ func NATSServer(ref string, binary []byte, arch string) Spec {
 		Ports:      []string{"4222/tcp", "6222/tcp", "8222/tcp"},
 		Arch:       arch,
 		Labels:     map[string]string{"org.opencontainers.image.title": "nats-server"},
-	}
-}
-
-// FalcosidekickStandin is the image of test/standin/falcosidekick, which
-// stands in for falcosidekick where Falco cannot run.
-func FalcosidekickStandin(ref string, binary []byte, arch string) Spec {
-	return Spec{
-		Ref:        ref,
-		Files:      append(BaseFiles(), File{Path: "/usr/local/bin/falcosidekick-standin", Data: binary, Mode: 0o755}),
-		Entrypoint: []string{"/usr/local/bin/falcosidekick-standin"},
-		User:       fmt.Sprintf("%d:%d", NonRoot, NonRoot),
-		Ports:      []string{"2801/tcp"},
-		Arch:       arch,
-		Labels: map[string]string{
-			"org.opencontainers.image.title":  "falcosidekick-standin",
-			"org.opencontainers.image.source": "https://" + module,
-		},
 	}
 }
 
@@ -120,12 +102,8 @@ func ReadBusybox(ctx context.Context, path string) (binary []byte, applets []str
 	return binary, strings.Fields(string(out)), nil
 }
 
-// References of the lab's own images, as the stand-in charts in
-// test/standin/charts use them.
-var (
-	ShellRef                = Ref(DefaultRegistry, ShellRepo, "lab")
-	FalcosidekickStandinRef = Ref(DefaultRegistry, FalcosidekickStandinRepo, "lab")
-)
+// ShellRef is the reference of the shell image.
+var ShellRef = Ref(DefaultRegistry, ShellRepo, "lab")
 
 // NATSServerRef is the reference of the NATS server image: its tag is the
 // nats-server version this module requires (e.g. 2.15.2).
@@ -143,6 +121,13 @@ type LabOptions struct {
 	Busybox string
 	// Arch defaults to this machine's.
 	Arch string
+	// Upstream, when its Dir is set, is the folder of third-party parts:
+	// Lab then also builds falcosidekick, and Falco when the folder holds
+	// it (else the Falco stand-in). Only linux/amd64 binaries are there.
+	Upstream Upstream
+	// FalcoStandin builds the Falco stand-in even when the folder holds
+	// Falco.
+	FalcoStandin bool
 	// Progress receives one line per step; nil discards them.
 	Progress func(format string, args ...any)
 }
@@ -150,8 +135,9 @@ type LabOptions struct {
 // Lab builds every image a lab cluster runs the pipeline with, by
 // reference: this project's forwarder, responder and mock SOAR (exactly as Project
 // builds them for users), a NATS server built from the nats-server module
-// this module requires, the falcosidekick stand-in (test/standin/falcosidekick)
-// and the shell image.
+// this module requires and the shell image; with an upstream folder also
+// falcosidekick (FalcosidekickRef) and either Falco (FalcoRef) or the
+// Falco stand-in (FalcoStandinRef).
 func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	if o.Arch == "" {
 		o.Arch = runtime.GOARCH
@@ -178,27 +164,70 @@ func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	standinBin, err := GoBuild(ctx, o.ModuleDir, "./test/standin/falcosidekick", o.Arch, o.Tag)
-	if err != nil {
-		return nil, err
-	}
 	busybox, applets, err := ReadBusybox(ctx, o.Busybox)
 	if err != nil {
 		return nil, err
 	}
-	for _, spec := range []Spec{
-		NATSServer(NATSServerRef(natsVersion), natsBin, o.Arch),
-		FalcosidekickStandin(FalcosidekickStandinRef, standinBin, o.Arch),
-		Shell(ShellRef, busybox, applets, o.Arch),
-	} {
+	if err := add(out, NATSServer(NATSServerRef(natsVersion), natsBin, o.Arch), Shell(ShellRef, busybox, applets, o.Arch)); err != nil {
+		return nil, err
+	}
+	progress("built the NATS server %s and shell images in %s", natsVersion, time.Since(begin).Round(100*time.Millisecond))
+	if o.Upstream.Dir == "" {
+		return out, nil
+	}
+	if err := upstreamImages(ctx, o, out, progress); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// upstreamImages adds the images built from the upstream folder.
+func upstreamImages(ctx context.Context, o LabOptions, out map[string]v1.Image, progress func(string, ...any)) error {
+	if o.Arch != "amd64" {
+		return fmt.Errorf("the upstream folder %s holds linux/amd64 binaries only, not %s", o.Upstream.Dir, o.Arch)
+	}
+	begin := time.Now()
+	sidekick, err := o.Upstream.ReadFalcosidekick(ctx)
+	if err != nil {
+		return err
+	}
+	if err := add(out, Falcosidekick(FalcosidekickRef, sidekick, o.Arch)); err != nil {
+		return err
+	}
+	progress("built %s from %s (sha256 checked) in %s", FalcosidekickRef, o.Upstream.FalcosidekickArchive(), time.Since(begin).Round(100*time.Millisecond))
+	begin = time.Now()
+	if o.FalcoStandin || !o.Upstream.HasFalco() {
+		bin, err := GoBuild(ctx, o.ModuleDir, "./test/standin/falco/cmd/falco-standin", o.Arch, o.Tag)
+		if err != nil {
+			return err
+		}
+		if err := add(out, FalcoStandin(FalcoStandinRef, bin, o.Arch)); err != nil {
+			return err
+		}
+		progress("built the Falco stand-in %s in %s", FalcoStandinRef, time.Since(begin).Round(100*time.Millisecond))
+		return nil
+	}
+	rootfs, err := o.Upstream.ReadFalco(ctx)
+	if err != nil {
+		return err
+	}
+	if err := add(out, Falco(FalcoRef, rootfs, o.Arch)); err != nil {
+		return err
+	}
+	progress("built %s from %s (sha256 of /usr/bin/falco checked) in %s", FalcoRef, o.Upstream.FalcoRootFS(), time.Since(begin).Round(100*time.Millisecond))
+	return nil
+}
+
+// add builds the images of specs into out.
+func add(out map[string]v1.Image, specs ...Spec) error {
+	for _, spec := range specs {
 		img, err := Build(spec)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out[spec.Ref] = img
 	}
-	progress("built the NATS server %s, falcosidekick stand-in and shell images in %s", natsVersion, time.Since(begin).Round(100*time.Millisecond))
-	return out, nil
+	return nil
 }
 
 // ModuleVersion returns the version of a module that the module in

@@ -39,8 +39,8 @@ func TestStandinChartsUseTheLabImages(t *testing.T) {
 		} `json:"standin"`
 	}
 	readValues(t, filepath.Join(root, "test", "standin", "charts", "falco", "values.yaml"), &falco)
-	if falco.Standin.Image != images.ShellRef || falco.Standin.SidekickImage != images.FalcosidekickStandinRef {
-		t.Errorf("falco-standin runs %s and %s, want %s and %s", falco.Standin.Image, falco.Standin.SidekickImage, images.ShellRef, images.FalcosidekickStandinRef)
+	if falco.Standin.Image != images.ShellRef || falco.Standin.SidekickImage != images.FalcosidekickRef {
+		t.Errorf("falco-standin runs %s and %s, want %s and %s", falco.Standin.Image, falco.Standin.SidekickImage, images.ShellRef, images.FalcosidekickRef)
 	}
 }
 

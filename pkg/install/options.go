@@ -8,6 +8,7 @@
 package install
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -76,13 +77,17 @@ type Options struct {
 	NATSURL      string
 	NATSReplicas int
 	NATSChart    helm.Chart
+	// NATSSet are extra values of the NATS chart, key=value, applied over
+	// install's own; JetStream stays on.
+	NATSSet []string
 	// NATSCreds is a NATS credentials file for the NATS at NATSURL.
 	NATSCreds []byte
 
 	// SkipFalco leaves Falco alone (it already runs and publishes to NATS).
 	SkipFalco   bool
 	FalcoDriver string
-	// FalcoSet are extra values of the Falco chart, key=value.
+	// FalcoSet are extra values of the Falco chart, key=value, applied
+	// over install's own.
 	FalcoSet   []string
 	FalcoChart helm.Chart
 
@@ -198,6 +203,9 @@ func (o *Options) Validate() error {
 		if o.NATSReplicas != 1 {
 			add("{NATSReplicas} applies to the NATS this command installs, not to {NATSURL}")
 		}
+		if len(o.NATSSet) > 0 {
+			add("{NATSSet} configures the NATS this command installs, not the one at {NATSURL}")
+		}
 	}
 	if o.NATSReplicas != 1 && o.NATSReplicas != 3 && o.NATSReplicas != 5 {
 		add("{NATSReplicas} %d: want 1 (a lab), or 3 or 5 (a JetStream cluster)", o.NATSReplicas)
@@ -208,9 +216,14 @@ func (o *Options) Validate() error {
 	if o.SkipFalco && (len(o.FalcoSet) > 0 || o.FalcoDriver != "auto") {
 		add("{SkipFalco}: {FalcoDriver} and {FalcoSet} have nothing to configure")
 	}
-	for _, s := range o.FalcoSet {
-		if !strings.Contains(s, "=") {
-			add("{FalcoSet} %q: want key=value", s)
+	for _, set := range []struct {
+		field       string
+		assignments []string
+	}{{"{FalcoSet}", o.FalcoSet}, {"{NATSSet}", o.NATSSet}} {
+		for _, a := range set.assignments {
+			if err := checkAssignment(a); err != nil {
+				add(set.field+" %q: %v", a, err)
+			}
 		}
 	}
 	switch o.Runtime {
@@ -253,6 +266,19 @@ func (o *Options) Validate() error {
 	}
 	errs = append(errs, o.validateResponder()...)
 	return errs.Err()
+}
+
+// checkAssignment checks one chart value key=value, as Helm's --set
+// parses it.
+func checkAssignment(a string) error {
+	key, _, ok := strings.Cut(a, "=")
+	if !ok || strings.TrimSpace(key) == "" {
+		return errors.New("want key=value")
+	}
+	if err := helm.SetValues(map[string]any{}, []string{a}); err != nil {
+		return errors.Unwrap(err)
+	}
+	return nil
 }
 
 // checkSubject checks a subject the forwarder is to consume: a valid NATS

@@ -1,6 +1,7 @@
 package install_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -47,5 +48,28 @@ func TestValidateNamesTheFields(t *testing.T) {
 	seed.PhantomURL, seed.PhantomAuth, seed.Subjects = "https://soar.example.com", phantom.Auth{User: "admin", Password: "p"}, []string{"falco.*.*"}
 	if err := seed.Validate(); err != nil {
 		t.Errorf("the original deployment's settings: %v", err)
+	}
+}
+
+// --nats-set and --falco-set go over install's own values: the user's
+// word is the last, except that JetStream stays on.
+func TestChartSetsGoOverInstallValues(t *testing.T) {
+	t.Parallel()
+	o := install.Defaults()
+	o.MockPhantom = true
+	o.NATSSet = []string{"reloader.enabled=false", "natsBox.enabled=true"}
+	o.FalcoSet = []string{"tty=false", "falcosidekick.image.tag=2.34.1"}
+	p, err := install.NewPlan(context.Background(), o, install.Offline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nats := p.Release(install.NATS).Request.Values
+	if nats["reloader"].(map[string]any)["enabled"] != false || nats["natsBox"].(map[string]any)["enabled"] != true {
+		t.Errorf("NATS values = %v, want reloader off and natsBox on as set", nats)
+	}
+	falcoValues := p.Release(install.Falco).Request.Values
+	sidekick := falcoValues["falcosidekick"].(map[string]any)
+	if falcoValues["tty"] != false || sidekick["image"].(map[string]any)["tag"] != "2.34.1" || sidekick["config"] == nil {
+		t.Errorf("Falco values = %v, want tty off, the sidekick tag set and its NATS settings kept", falcoValues)
 	}
 }

@@ -1,19 +1,24 @@
 package install
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
 )
 
 // access is one permission install needs.
@@ -21,8 +26,6 @@ type access struct {
 	verb, group, resource string
 	// clusterWide is true for cluster-scoped resources.
 	clusterWide bool
-	// namespace is where, when not the install namespace.
-	namespace string
 }
 
 func (a access) String() string {
@@ -33,87 +36,140 @@ func (a access) String() string {
 	return a.verb + " " + r
 }
 
-// needs lists the permissions applying p needs.
-func (p *Plan) needs() []access {
+// ownNeeds are the permissions of what install writes itself: the
+// namespace, its Secrets and its record.
+func (p *Plan) ownNeeds() []access {
 	var out []access
 	if p.CreateNamespace {
-		out = append(out, access{"create", "", "namespaces", true, ""})
+		out = append(out, access{"create", "", "namespaces", true})
 	}
-	for _, r := range []struct{ group, resource string }{
-		{"", "secrets"}, {"", "configmaps"}, {"", "services"}, {"", "serviceaccounts"},
-		{"apps", "deployments"}, {"networking.k8s.io", "networkpolicies"}, {"policy", "poddisruptionbudgets"},
-	} {
-		out = append(out, access{"create", r.group, r.resource, false, ""}, access{"update", r.group, r.resource, false, ""})
-	}
-	if p.Release(NATS) != nil || p.Release(MockPhantom) != nil {
-		out = append(out, access{"create", "", "persistentvolumeclaims", false, ""})
-	}
-	if p.Release(NATS) != nil {
-		out = append(out, access{"create", "apps", "statefulsets", false, ""})
-	}
-	if p.Release(Falco) != nil {
-		out = append(out,
-			access{"create", "apps", "daemonsets", false, ""},
-			access{"create", "rbac.authorization.k8s.io", "clusterroles", true, ""},
-			access{"create", "rbac.authorization.k8s.io", "clusterrolebindings", true, ""})
-	}
-	if fw := p.Release(Forwarder); fw != nil && fw.Request.Values["keda"] != nil {
-		out = append(out, access{"create", "keda.sh", "scaledobjects", false, ""})
-	}
-	if r := p.Record.Responder; r != nil && p.Release(Responder) != nil {
-		out = append(out, responderNeeds(r)...)
+	for _, r := range []string{"secrets", "configmaps"} {
+		out = append(out, access{"create", "", r, false}, access{"update", "", r, false})
 	}
 	return out
 }
 
-// responderNeeds are the rights granting the responder's own: a
-// ClusterRole for every namespace and for nodes, a Role in each allowed
-// namespace otherwise. The API server also refuses to grant rights the
-// user does not hold (unless they may escalate).
-func responderNeeds(r *ResponderState) []access {
-	const rbac = "rbac.authorization.k8s.io"
-	_, cluster := respond.Rules(r.Actions)
-	var out []access
-	if slices.Contains(r.Namespaces, respond.AllNamespaces) || len(cluster) > 0 {
-		out = append(out, access{"create", rbac, "clusterroles", true, ""}, access{"create", rbac, "clusterrolebindings", true, ""})
-	}
-	if !slices.Contains(r.Namespaces, respond.AllNamespaces) {
-		for _, ns := range r.Namespaces {
-			out = append(out, access{"create", rbac, "roles", false, ns}, access{"create", rbac, "rolebindings", false, ns})
+// chartNeeds are the permissions of the releases: create and patch of
+// every kind of object they hold, as their charts render with the plan's
+// values (Helm creates them on install and patches them on upgrade). Kinds
+// the cluster does not serve are problems of their own.
+func (in *Installer) chartNeeds(ctx context.Context, p *Plan) (needs []access, problems []string, err error) {
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(in.Kube.Discovery()))
+	for _, r := range p.Releases {
+		manifest, err := in.Helm.Render(ctx, r.Request)
+		if err != nil {
+			return nil, nil, releaseError(r, err)
+		}
+		kinds, err := objectKinds(manifest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", r.Component, err)
+		}
+		for _, gvk := range kinds {
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			switch {
+			case meta.IsNoMatchError(err):
+				problems = append(problems, fmt.Sprintf("%s: the cluster serves no %s %s%s", r.Component, gvk.GroupVersion(), gvk.Kind, kindHint(gvk)))
+				continue
+			case err != nil:
+				return nil, nil, fmt.Errorf("%s: look up %s: %w", r.Component, gvk, err)
+			}
+			clusterWide := m.Scope.Name() == meta.RESTScopeNameRoot
+			for _, verb := range []string{"create", "patch"} {
+				if a := (access{verb, m.Resource.Group, m.Resource.Resource, clusterWide}); !slices.Contains(needs, a) {
+					needs = append(needs, a)
+				}
+			}
 		}
 	}
-	return out
+	return needs, problems, nil
 }
 
-// Preflight checks, before anything is read or changed, that the current
-// user may create what installing o creates. Each problem is reported in
-// one line saying what to fix. It plans o knowing only whether the
-// namespace exists: reading the Secrets may itself be forbidden.
-func Preflight(ctx context.Context, kube kubernetes.Interface, o Options) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+// kindHint says what serves a kind install may ask for.
+func kindHint(gvk schema.GroupVersionKind) string {
+	if gvk.Group == "keda.sh" {
+		return " (install KEDA first, or leave out --keda)"
+	}
+	return ""
+}
+
+// objectKinds lists the kinds of the objects in a rendered manifest, each
+// once, in order (the manifest holds no test hooks: pkg/helm leaves them
+// out, since an install does not create them).
+func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
+	var out []schema.GroupVersionKind
+	dec := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
+	for {
+		doc, err := dec.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read manifest: %w", err)
+		}
+		var obj struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096).Decode(&obj); err != nil || obj.Kind == "" {
+			continue // comments only
+		}
+		gv, err := schema.ParseGroupVersion(obj.APIVersion)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", obj.Kind, err)
+		}
+		if gvk := gv.WithKind(obj.Kind); !slices.Contains(out, gvk) {
+			out = append(out, gvk)
+		}
+	}
+}
+
+// Preflight checks, before anything is read or changed, that the cluster
+// can take what installing o creates and that the current user may create
+// it: first what needs no chart (Kubeless's controllers, what install
+// writes itself), then the objects of every release as its chart renders
+// them. Each problem is reported in one line saying what to fix. It plans
+// o knowing only whether the namespace exists: reading the Secrets may
+// itself be forbidden.
+func (in *Installer) Preflight(ctx context.Context, o Options) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	p, err := NewPlan(ctx, o, namespaceOnly{online{kube}})
+	p, err := NewPlan(ctx, o, namespaceOnly{online{in.Kube}})
 	if err != nil {
 		return err
 	}
+	if err := in.checkKubeless(p); err != nil {
+		return err
+	}
+	if err := in.allowed(ctx, p.Namespace, p.ownNeeds()); err != nil {
+		return err
+	}
+	needs, problems, err := in.chartNeeds(ctx, p)
+	if err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return in.allowed(ctx, p.Namespace, needs)
+}
+
+// allowed asks the API server whether the current user has each access,
+// and names those it lacks.
+func (in *Installer) allowed(ctx context.Context, namespace string, needs []access) error {
 	var denied []string
-	for _, a := range p.needs() {
+	for _, a := range needs {
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authv1.ResourceAttributes{Verb: a.verb, Group: a.group, Resource: a.resource},
 		}}
-		ns := p.Namespace
-		if a.namespace != "" {
-			ns = a.namespace
-		}
 		if !a.clusterWide {
-			review.Spec.ResourceAttributes.Namespace = ns
+			review.Spec.ResourceAttributes.Namespace = namespace
 		}
-		res, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		res, err := in.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("check permissions: %w", err)
 		}
 		if !res.Status.Allowed {
-			where := "in namespace " + ns
+			where := "in namespace " + namespace
 			if a.clusterWide {
 				where = "cluster-wide"
 			}

@@ -35,7 +35,11 @@ func (s *settings) releases() ([]Release, error) {
 		}})
 	}
 	if s.NATSURL == "" {
-		add(NATS, s.NATSChart, s.natsValues())
+		values, err := s.natsValues()
+		if err != nil {
+			return nil, err
+		}
+		add(NATS, s.NATSChart, values)
 	}
 	if s.MockPhantom {
 		add(MockPhantom, helm.Chart{Files: charts.MockPhantom()}, s.mockValues())
@@ -68,7 +72,7 @@ func (s *settings) imageRegistry() string {
 	return images.DefaultRegistry
 }
 
-func (s *settings) natsValues() map[string]any {
+func (s *settings) natsValues() (map[string]any, error) {
 	cluster := map[string]any{"enabled": s.NATSReplicas > 1}
 	if s.NATSReplicas > 1 {
 		cluster["replicas"] = s.NATSReplicas
@@ -85,7 +89,28 @@ func (s *settings) natsValues() map[string]any {
 	if s.ImageRegistry != "" {
 		v["global"] = map[string]any{"image": map[string]any{"registry": s.ImageRegistry}}
 	}
-	return v
+	if err := helm.SetValues(v, s.NATSSet); err != nil {
+		return nil, fields.Errorf("{NATSSet}: %v", err)
+	}
+	// The forwarder consumes a JetStream stream: NATS without it would
+	// install, and deliver nothing.
+	if js, _ := lookup(v, "config", "jetstream", "enabled").(bool); !js {
+		return nil, fields.Errorf("{NATSSet} must leave config.jetstream.enabled true: the forwarder consumes a JetStream stream")
+	}
+	return v, nil
+}
+
+// lookup returns the value at a path of nested maps, or nil.
+func lookup(v map[string]any, path ...string) any {
+	var cur any = v
+	for _, key := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[key]
+	}
+	return cur
 }
 
 func (s *settings) falcoValues() (map[string]any, error) {
@@ -159,11 +184,23 @@ func (s *settings) forwarderValues() map[string]any {
 		v["nats"].(map[string]any)["credsSecret"] = s.natsCredsSecret
 	}
 	if s.KEDA {
-		host := "nats"
-		if u, err := url.Parse(s.natsURL); err == nil {
-			host = u.Hostname()
-		}
-		v["keda"] = map[string]any{"enabled": true, "natsMonitoringEndpoint": host + ":8222"}
+		v["keda"] = map[string]any{"enabled": true, "natsMonitoringEndpoint": s.natsMonitoringEndpoint()}
 	}
 	return v
+}
+
+// natsMonitoringEndpoint is where KEDA reads the consumer's backlog: NATS's
+// monitoring port. The NATS chart serves it on its headless Service only
+// (the client Service has the client port alone), and KEDA asks each
+// server of a JetStream cluster as <server>.<endpoint>, a name only the
+// headless Service's DNS answers. For a NATS given by URL, its host.
+func (s *settings) natsMonitoringEndpoint() string {
+	if s.NATSURL == "" {
+		return NATS.Release() + "-headless." + s.Namespace + ".svc.cluster.local:8222"
+	}
+	host := "nats"
+	if u, err := url.Parse(s.natsURL); err == nil {
+		host = u.Hostname()
+	}
+	return host + ":8222"
 }

@@ -305,6 +305,16 @@ func (c *Client) Artifacts(ctx context.Context, q Query) (*Page[Artifact], error
 	return &p, nil
 }
 
+// Notes lists notes; filter on a container with
+// Filters: {"container": id}.
+func (c *Client) Notes(ctx context.Context, q Query) (*Page[Note], error) {
+	var p Page[Note]
+	if err := c.get(ctx, "/rest/note", q.values(), &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
 // Version returns SOAR's version; it is a cheap way to check that SOAR is
 // reachable and the credentials work.
 func (c *Client) Version(ctx context.Context) (string, error) {

@@ -342,3 +342,35 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 		t.Errorf("%d request(s) with credentials reached the host SOAR redirected to", n)
 	}
 }
+
+func TestNotesOnAContainer(t *testing.T) {
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	c := newClient(t, soar.URL, phantom.Auth{Token: testkit.Token})
+	ctx := context.Background()
+	ct, err := c.CreateContainer(ctx, &phantom.Container{Name: "Terminal shell in container", Label: "events", SourceDataIdentifier: "case-notes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := "**isolate** of pod `shop/web`: **done** in 14 ms\n\n| a | b |"
+	id, err := c.CreateNote(ctx, phantom.Note{ContainerID: ct.ID, Title: "falco-phantom isolate shop/web: done", Content: content})
+	if err != nil || id == 0 {
+		t.Fatalf("CreateNote: %d, %v", id, err)
+	}
+	page, err := c.Notes(ctx, phantom.Query{Filters: map[string]any{"container": ct.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 1 {
+		t.Fatalf("%d notes on the container, want 1", len(page.Data))
+	}
+	n := page.Data[0]
+	if n.ID != id || n.Container != ct.ID || n.Content != content || n.NoteType != "general" || n.NoteFormat != "markdown" || n.CreateTime == "" {
+		t.Errorf("note read back: %+v", n)
+	}
+	// A note on a container SOAR does not have is refused, with its message.
+	_, err = c.CreateNote(ctx, phantom.Note{ContainerID: ct.ID + 1000, Title: "x", Content: "y"})
+	var pe *phantom.Error
+	if !errors.As(err, &pe) || pe.Kind == phantom.KindTransient {
+		t.Errorf("note on a missing container: %v, want a refusal that is not transient", err)
+	}
+}

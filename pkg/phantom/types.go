@@ -116,12 +116,16 @@ type responseStatus struct {
 // Note is a SOAR note on a container: what the responder writes into a
 // case after acting, so the case shows what was done.
 type Note struct {
-	ID          int64  `json:"id,omitempty"`
-	ContainerID int64  `json:"container_id"`
-	Title       string `json:"title"`
-	Content     string `json:"content"`
+	ID int64 `json:"id,omitempty"`
+	// ContainerID is where a new note goes (POST).
+	ContainerID int64 `json:"container_id,omitempty"`
+	// Container is the container of a note read back (GET).
+	Container int64  `json:"container,omitempty"`
+	Title     string `json:"title"`
+	Content   string `json:"content"`
 	// NoteType is "general" for a note on a container (SOAR requires it).
 	NoteType string `json:"note_type"`
 	// NoteFormat is "markdown" (SOAR's default) or "html".
 	NoteFormat string `json:"note_format,omitempty"`
+	CreateTime string `json:"create_time,omitempty"`
 }

@@ -136,16 +136,13 @@ func (n NoteAuditor) Record(ctx context.Context, r Record) []string {
 // NoteOf is the title and markdown content of the note for r.
 func NoteOf(r Record, source string) (title, content string) {
 	target := r.Target.String()
-	if r.Target.Pod == "" {
-		target = "(no pod)"
-	}
 	dry := ""
 	if r.DryRun {
 		dry = " (dry run)"
 	}
 	title = fmt.Sprintf("falco-phantom %s %s: %s%s", r.Action, target, r.Outcome, dry)
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** of pod `%s`: **%s**%s in %d ms\n\n", r.Action, target, r.Outcome, dry, r.Duration.Milliseconds())
+	fmt.Fprintf(&b, "**%s** of `%s`: **%s**%s in %d ms\n\n", r.Action, target, r.Outcome, dry, r.Duration.Milliseconds())
 	fmt.Fprintf(&b, "%s\n\n", mdEscape(r.Message))
 	b.WriteString("| | |\n|---|---|\n")
 	row := func(k, v string) {

@@ -122,10 +122,13 @@ type Target struct {
 }
 
 func (t Target) String() string {
-	if t.Pod == "" {
-		return "(unresolved)"
+	switch {
+	case t.Pod != "":
+		return t.Namespace + "/" + t.Pod
+	case t.ContainerID != "":
+		return "container " + t.ContainerID
 	}
-	return t.Namespace + "/" + t.Pod
+	return "(no target)"
 }
 
 // Result is the outcome of a request that was carried out (or would be,
@@ -174,8 +177,13 @@ func (r *Responder) DoWithID(ctx context.Context, id string, req Request, actor 
 	res := &Result{RequestID: id, Action: req.Action, CaseID: req.CaseID, DryRun: req.DryRun, Warnings: []string{}}
 	err := r.do(ctx, req, res)
 	res.DurationMS = now().Sub(start).Milliseconds()
+	target := res.Target
+	if target.Pod == "" {
+		// Not resolved: what was asked for.
+		target = Target{Namespace: req.Namespace, Pod: req.Pod, ContainerID: shortID(req.ContainerID)}
+	}
 	rec := Record{
-		Time: start, RequestID: id, Actor: actor, RequestedBy: req.RequestedBy, Action: req.Action, Target: res.Target,
+		Time: start, RequestID: id, Actor: actor, RequestedBy: req.RequestedBy, Action: req.Action, Target: target,
 		CaseID: req.CaseID, Reason: req.Reason, DryRun: req.DryRun, Duration: now().Sub(start),
 	}
 	switch {

@@ -59,8 +59,8 @@ func TestOutcomeIsNotedIntoTheCase(t *testing.T) {
 	}
 	for i, want := range []struct{ title, id string }{
 		{"falco-phantom isolate " + ns + "/web: done", done.RequestID},
-		// Refused before the pod was looked up: the note names none.
-		{"falco-phantom terminate (no pod): refused", refusedID},
+		// Refused before the pod was looked up: the note names the pod asked for.
+		{"falco-phantom terminate " + ns + "/web: refused", refusedID},
 	} {
 		if notes[i].Title != want.title || !strings.Contains(notes[i].Content, want.id) {
 			t.Errorf("note %d: %q\n%s\nwant title %q naming request %s", i, notes[i].Title, notes[i].Content, want.title, want.id)

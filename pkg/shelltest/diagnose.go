@@ -64,6 +64,13 @@ func (t *Tester) diagnose(ctx context.Context, o Options, outcome Outcome) []str
 			line += "; " + fw.NotReady
 		}
 		out = append(out, line)
+	case NotIsolated:
+		if o.InstallNamespace == "" {
+			return append(out, "the pipeline's namespace is unknown: give --install-namespace to look at its pods")
+		}
+		out = append(out, t.pods(ctx, o.InstallNamespace, "app.kubernetes.io/name=falco-phantom-responder", "responder",
+			"install --responder puts it there; a playbook calls it (see docs/respond.md)")...)
+		out = append(out, "playbook: the mock SOAR's action runs show what it called and the answer: GET /rest/action_run?_filter_container=<case>; the responder's log has an audit line per request: kubectl -n "+o.InstallNamespace+" logs deploy/falco-phantom-responder")
 	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 )
 
 // Outcome is how a test ended; each has its own exit code.
@@ -44,6 +45,8 @@ func (o Outcome) ExitCode() int {
 		return 3
 	case SOARUnreachable:
 		return 4
+	case NotIsolated:
+		return 6
 	}
 	return 1
 }
@@ -71,6 +74,8 @@ type Options struct {
 	InstallNamespace string
 	// Progress receives one line per step; nil discards them.
 	Progress io.Writer
+	// Respond, when set, proves the response too (see RespondCheck).
+	Respond *RespondCheck
 }
 
 // Result is the timeline of one test.
@@ -97,6 +102,8 @@ type Result struct {
 	// Error says what went wrong; Diagnosis what was found on the way.
 	Error     string   `json:"error,omitempty"`
 	Diagnosis []string `json:"diagnosis,omitempty"`
+	// Response is the response check's timeline, with Options.Respond.
+	Response *ResponseTimeline `json:"response,omitempty"`
 }
 
 // Tester runs tests against one cluster.
@@ -115,6 +122,11 @@ func (t *Tester) Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
 	}
+	if o.Respond != nil && o.Pod != "" {
+		// The playbook runs on new cases; an existing pod's alert may
+		// join a case it already has.
+		return nil, errors.New("--respond creates its own pod: drop --pod")
+	}
 	p := progress{w: o.Progress}
 	res := &Result{Marker: newMarker(), Namespace: o.Namespace, SOARURL: o.SOAR.URL}
 
@@ -132,6 +144,22 @@ func (t *Tester) Run(ctx context.Context, o Options) (*Result, error) {
 		return t.fail(ctx, res, o, ExecFailed, err), nil
 	}
 	res.Pod, res.Container, res.ContainerID, res.CreatedPod = target.pod, target.container, target.containerID, o.Pod == ""
+	addr := ""
+	if o.Respond != nil {
+		res.Response = &ResponseTimeline{Action: string(respond.Isolate)}
+		if addr, err = t.probeAddr(ctx, o.Respond); err != nil {
+			return t.fail(ctx, res, o, NotIsolated, err), nil
+		}
+		res.Response.Probe = addr
+		ok, err := t.connects(ctx, o.Namespace, target, addr)
+		if err == nil && !ok {
+			err = fmt.Errorf("the pod cannot reach %s even before the shell: the check needs a connection that works first", addr)
+		}
+		if err != nil {
+			return t.fail(ctx, res, o, NotIsolated, err), nil
+		}
+		p.step("pod %s reaches %s (Service %s/%s)", target.pod, addr, o.Respond.ProbeNamespace, o.Respond.ProbeService)
+	}
 
 	before := t.forwarderReceived(ctx, o)
 	p.step("opening a shell with a terminal in %s/%s (container %s), marker %s", o.Namespace, target.pod, target.container, res.Marker)
@@ -154,6 +182,14 @@ func (t *Tester) Run(ctx context.Context, o Options) (*Result, error) {
 	res.CaseID, res.ArtifactID, res.CaseName = match.caseID, match.artifactID, match.caseName
 	res.FalcoEvent, res.Stored = match.eventTime, match.stored
 	res.Latency = found.Sub(res.ShellOpened)
+	if o.Respond != nil {
+		if err := t.checkResponse(ctx, o, target, addr, res, p); err != nil {
+			if res.Response.Isolated != nil && res.Response.Released == nil && !o.Respond.KeepIsolated {
+				_ = t.release(ctx, o, target, res)
+			}
+			return t.fail(ctx, res, o, NotIsolated, err), nil
+		}
+	}
 	return res, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -98,36 +99,57 @@ func mockSOAR(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns s
 	return c
 }
 
-// postAlert sends a Falco alert to the falcosidekick stand-in's Service,
-// as Falco's HTTP output does; the stand-in's pod publishes it to the
-// in-cluster NATS. It returns the subject it was published on.
-func postAlert(ctx context.Context, addr string, ev *falco.Event) (string, error) {
+// postAlert sends a Falco alert to falcosidekick's Service, as Falco's
+// HTTP output does.
+func postAlert(ctx context.Context, addr string, ev *falco.Event) error {
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return "", err
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
 	if err != nil {
-		return "", err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("POST %s: %s: %s", addr, resp.Status, b)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s: %s: %s", addr, resp.Status, b)
 	}
-	var answer struct {
-		Published bool   `json:"published"`
-		Subject   string `json:"subject"`
+	return nil
+}
+
+// listen subscribes to the alerts on the in-cluster NATS (through its
+// Service: this machine is the node) and sends the subject of the first
+// one that carries marker. The subscription ends with the test.
+func listen(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, marker string) <-chan string {
+	t.Helper()
+	addr := clusterIP(t, ctx, kube, ns, install.ReleaseNATS, 4222)
+	nc, err := nats.Connect("nats://"+addr, nats.Name("falco-phantom-e2e"), nats.Timeout(10*time.Second))
+	if err != nil {
+		t.Fatalf("connect to NATS at %s: %v", addr, err)
 	}
-	if err := json.Unmarshal(b, &answer); err != nil || !answer.Published {
-		return "", fmt.Errorf("POST %s: not published: %s", addr, b)
+	t.Cleanup(func() { _ = nc.Drain() })
+	subjects := make(chan string, 1)
+	_, err = nc.Subscribe("falco.>", func(m *nats.Msg) {
+		if bytes.Contains(m.Data, []byte(marker)) {
+			select {
+			case subjects <- m.Subject:
+			default:
+			}
+		}
+	})
+	if err == nil {
+		err = nc.Flush()
 	}
-	return answer.Subject, nil
+	if err != nil {
+		t.Fatalf("subscribe to falco.> on NATS at %s: %v", addr, err)
+	}
+	return subjects
 }
 
 // findArtifact returns the artifact whose command line is cmdline, or an

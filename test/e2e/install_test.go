@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +27,12 @@ import (
 )
 
 // TestInstallOnARealCluster drives the plugin through the life of an
-// installation on the lab, with real pods: install with --wait, status,
-// an alert from falcosidekick's place through NATS and the forwarder into
-// the mock SOAR, a re-install that upgrades every pod and keeps the
-// mock's cases, status with the forwarder scaled to zero, and uninstall.
-// The steps depend on each other: the first failure ends the test.
+// installation on the lab, with real pods and the upstream NATS and Falco
+// charts: install with --wait, status, an alert posted to the real
+// falcosidekick through NATS and the forwarder into the mock SOAR, a
+// re-install that upgrades every pod and keeps the mock's cases, status
+// with the forwarder scaled to zero, and uninstall. The steps depend on
+// each other: the first failure ends the test.
 func TestInstallOnARealCluster(t *testing.T) {
 	e := needLab(t)
 	ctx := t.Context()
@@ -42,8 +44,8 @@ func TestInstallOnARealCluster(t *testing.T) {
 	uninstallOnFailure(t, e, ns)
 	dumpOnFailure(t, kube, ns)
 	installArgs := func(tag string) []string {
-		return []string{"install", "--mock-phantom", "--nats-chart", e.natsChart, "--falco-chart", e.falcoChart,
-			"--image-tag", tag, "--timeout", "3m"}
+		args := append([]string{"install", "--mock-phantom"}, e.chartArgs...)
+		return append(args, "--image-tag", tag, "--timeout", "3m")
 	}
 	var firstCase *phantom.Container
 	step := func(name string, f func(t *testing.T)) {
@@ -65,7 +67,7 @@ func TestInstallOnARealCluster(t *testing.T) {
 		}
 		for _, c := range []struct{ component, workload string }{
 			{"nats", "StatefulSet/nats"}, {"mockphantom", "Deployment/mockphantom"},
-			{"forwarder", "Deployment/falco-phantom-forwarder"}, {"falco", "DaemonSet/falco"},
+			{"forwarder", "Deployment/falco-phantom-forwarder"}, {"falco", "DaemonSet/falco"}, {"falco", "Deployment/falco-falcosidekick"},
 		} {
 			for _, want := range []string{c.component + ": applying", c.component + ": waiting for " + c.workload, c.component + ": ready after"} {
 				if !strings.Contains(progress, want) {
@@ -79,10 +81,26 @@ func TestInstallOnARealCluster(t *testing.T) {
 		wantImages := map[string]string{
 			"falco-phantom-forwarder": images.Ref(images.DefaultRegistry, images.ForwarderRepo, imageTag),
 			"mockphantom":             images.Ref(images.DefaultRegistry, images.MockPhantomRepo, imageTag),
+			"nats":                    e.upstream.NATSImage,
 		}
-		for app, want := range wantImages {
-			if got := podImages(ctx, kube, ns, app); len(got) != 1 || got[0] != want {
-				t.Errorf("pods of %s run %v, want [%s]", app, got, want)
+		for release, want := range wantImages {
+			if got := podImages(ctx, kube, ns, install.Component(release).Selector()); len(got) != 1 || got[0] != want {
+				t.Errorf("pods of %s run %v, want [%s]", release, got, want)
+			}
+		}
+		// The Falco chart's pods: Falco (or its stand-in) alone in its
+		// container, no falcoctl, and falcosidekick twice (the chart's
+		// two replicas).
+		falcoImage := images.FalcoRef
+		if !e.realFalco() {
+			falcoImage = images.FalcoStandinRef
+		}
+		for selector, want := range map[string][]string{
+			"app.kubernetes.io/instance=falco,app.kubernetes.io/name=falco":         {falcoImage},
+			"app.kubernetes.io/instance=falco,app.kubernetes.io/name=falcosidekick": {images.FalcosidekickRef, images.FalcosidekickRef},
+		} {
+			if got := podImages(ctx, kube, ns, selector); strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("pods %s run %v, want %v", selector, got, want)
 			}
 		}
 	})
@@ -93,8 +111,9 @@ func TestInstallOnARealCluster(t *testing.T) {
 			t.Fatalf("status: %v (exit code %d)\n%s", err, cmdmain.ExitCode(err), out)
 		}
 		for _, want := range []string{
-			"StatefulSet/nats 1/1 ready", "Deployment/mockphantom 1/1 ready", "Deployment/falco-phantom-forwarder 1/1 ready",
-			"DaemonSet/falco 1/1 nodes ready", "Forwarder: 1/1 pods ready", "reachable: yes", "Healthy.",
+			"nats-2.14.2", "falco-9.1.0", "StatefulSet/nats 1/1 ready", "Deployment/mockphantom 1/1 ready",
+			"Deployment/falco-phantom-forwarder 1/1 ready", "DaemonSet/falco 1/1 nodes ready", "Deployment/falco-falcosidekick 2/2 ready",
+			"Forwarder: 1/1 pods ready", "reachable: yes", "Healthy.",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("status lacks %q:\n%s", want, out)
@@ -105,11 +124,13 @@ func TestInstallOnARealCluster(t *testing.T) {
 		}
 	})
 
-	step("an alert published from falcosidekick's pod becomes a case in the mock SOAR", func(t *testing.T) {
+	step("an alert posted to falcosidekick is published to NATS and becomes a case in the mock SOAR", func(t *testing.T) {
 		firstCase = sendShellAlert(t, ctx, kube, ns, "e2e-"+rand.String(8))
+		// Falco runs too, and any alert of its own goes the same way:
+		// at least this one was delivered.
 		out, _, err := e.run(t, ctx, "status")
-		if err != nil || !strings.Contains(out, "delivered 1,") {
-			t.Errorf("status after one alert: %v\n%s\nwant the forwarder to report 1 delivered", err, out)
+		if n := delivered(out); err != nil || n < 1 {
+			t.Errorf("status after one alert: %v\n%s\nwant the forwarder to report at least 1 delivered, got %d", err, out, n)
 		}
 	})
 
@@ -134,7 +155,7 @@ func TestInstallOnARealCluster(t *testing.T) {
 		for _, app := range []string{"falco-phantom-forwarder", "mockphantom"} {
 			want := images.Ref(images.DefaultRegistry, map[string]string{
 				"falco-phantom-forwarder": images.ForwarderRepo, "mockphantom": images.MockPhantomRepo}[app], upgradeTag)
-			if got := podImages(ctx, kube, ns, app); len(got) != 1 || got[0] != want {
+			if got := podImages(ctx, kube, ns, install.Component(app).Selector()); len(got) != 1 || got[0] != want {
 				t.Errorf("after the upgrade, pods of %s run %v, want [%s]", app, got, want)
 			}
 		}
@@ -235,14 +256,16 @@ func TestInstallOnARealCluster(t *testing.T) {
 }
 
 // sendShellAlert posts a "Terminal shell in container" alert about the
-// Falco stand-in's own pod to falcosidekick's stand-in, which publishes it
-// to the in-cluster NATS, and waits for the forwarder to make it a case in
-// the mock SOAR. It checks the case and its artifact and returns the case.
+// Falco pod's own container to falcosidekick's Service, as Falco's HTTP
+// output does; falcosidekick publishes it to the in-cluster NATS (the test
+// listens there too, to see the subject), and the forwarder makes it a
+// case in the mock SOAR. It checks the case and its artifact and returns
+// the case.
 func sendShellAlert(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns, marker string) *phantom.Container {
 	t.Helper()
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=falco"})
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=falco,app.kubernetes.io/name=falco"})
 	if err != nil || len(pods.Items) != 1 || len(pods.Items[0].Status.ContainerStatuses) == 0 {
-		t.Fatalf("the Falco stand-in's pod: %d pods (%v)", len(pods.Items), err)
+		t.Fatalf("the Falco pod: %d pods (%v)", len(pods.Items), err)
 	}
 	pod := pods.Items[0]
 	cs := pod.Status.ContainerStatuses[0]
@@ -253,18 +276,21 @@ func sendShellAlert(t *testing.T, ctx context.Context, kube kubernetes.Interface
 		Hostname: pod.Spec.NodeName, ContainerID: containerID, ContainerName: cs.Name,
 		Namespace: ns, Pod: pod.Name, CommandLine: cmdline,
 	})
+	published := listen(t, ctx, kube, ns, marker)
 	sidekick := clusterIP(t, ctx, kube, ns, "falco-falcosidekick", 2801)
 	// A pod that just became ready is routed by its Service only once
 	// kube-proxy has synced (about a second): until then the connection
 	// is refused, and nothing was published.
-	var subject string
-	waitFor(t, 30*time.Second, "the falcosidekick stand-in at "+sidekick+" to take the alert", func() error {
-		var err error
-		subject, err = postAlert(ctx, sidekick, ev)
-		return err
+	waitFor(t, 30*time.Second, "falcosidekick at "+sidekick+" to take the alert", func() error {
+		return postAlert(ctx, sidekick, ev)
 	})
-	if want := "falco.notice.terminal_shell_in_container"; subject != want {
-		t.Errorf("published on %s, want %s", subject, want)
+	select {
+	case subject := <-published:
+		if want := "falco.notice.terminal_shell_in_container"; subject != want {
+			t.Errorf("falcosidekick published on %s, want %s", subject, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("falcosidekick took the alert and published nothing with %s to NATS within 30s", marker)
 	}
 	soar := mockSOAR(t, ctx, kube, ns)
 	var art *phantom.Artifact
@@ -286,6 +312,20 @@ func sendShellAlert(t *testing.T, ctx context.Context, kube kubernetes.Interface
 		t.Errorf("case = name %q label %q severity %q, want %q events low", c.Name, c.Label, c.Severity, falco.ShellRule)
 	}
 	return c
+}
+
+// delivered reads the forwarder's "delivered N" from status's output; -1
+// when it is not there.
+func delivered(status string) int {
+	_, rest, ok := strings.Cut(status, "delivered ")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimRight(strings.Fields(rest)[0], ","))
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // allReady checks that every Deployment, StatefulSet and DaemonSet of ns
@@ -328,10 +368,10 @@ func allReady(ctx context.Context, kube kubernetes.Interface, ns string) error {
 	return nil
 }
 
-// podImages lists the images of the running (not terminating) pods of a
-// release.
-func podImages(ctx context.Context, kube kubernetes.Interface, ns, release string) []string {
-	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
+// podImages lists the images of the containers of the running (not
+// terminating) pods a label selector selects.
+func podImages(ctx context.Context, kube kubernetes.Interface, ns, selector string) []string {
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return []string{"error: " + err.Error()}
 	}
@@ -366,8 +406,7 @@ func livePodUIDs(ctx context.Context, kube kubernetes.Interface, ns string) map[
 }
 
 // assertNothingLeft checks the whole cluster for anything install made:
-// Helm release records, the Falco stand-in's cluster-wide RBAC, claims,
-// and pods anywhere.
+// Helm release records, cluster-wide RBAC of the charts, and claims.
 func assertNothingLeft(t *testing.T, ctx context.Context, kube kubernetes.Interface) {
 	t.Helper()
 	secrets, err := kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{FieldSelector: "type=helm.sh/release.v1"})
@@ -377,11 +416,20 @@ func assertNothingLeft(t *testing.T, ctx context.Context, kube kubernetes.Interf
 	for _, s := range secrets.Items {
 		t.Errorf("Helm release record %s/%s left behind", s.Namespace, s.Name)
 	}
-	if _, err := kube.RbacV1().ClusterRoles().Get(ctx, "falco-standin", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("ClusterRole falco-standin left behind (%v)", err)
+	helmManaged := metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=Helm"}
+	roles, err := kube.RbacV1().ClusterRoles().List(ctx, helmManaged)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := kube.RbacV1().ClusterRoleBindings().Get(ctx, "falco-standin", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("ClusterRoleBinding falco-standin left behind (%v)", err)
+	for _, r := range roles.Items {
+		t.Errorf("ClusterRole %s left behind", r.Name)
+	}
+	bindings, err := kube.RbacV1().ClusterRoleBindings().List(ctx, helmManaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bindings.Items {
+		t.Errorf("ClusterRoleBinding %s left behind", b.Name)
 	}
 	pvcs, err := kube.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -32,6 +32,9 @@ const (
 	EnvReuse = "FALCO_PHANTOM_HOSTLAB_REUSE"
 	// EnvTools is the folder of the Kubernetes binaries (build/tools/build.sh).
 	EnvTools = "FALCO_PHANTOM_TOOLS_DIR"
+	// EnvFalcoStandin runs the Falco stand-in even where the upstream
+	// folder holds Falco (to try the stand-in's path).
+	EnvFalcoStandin = "FALCO_PHANTOM_E2E_FALCO_STANDIN"
 )
 
 // Tags of this project's images in the lab: the install under test uses
@@ -42,16 +45,21 @@ const (
 	upgradeTag = "e2e-upgrade"
 )
 
-// env is what every test of the suite shares: the cluster and where the
-// checkout is.
+// env is what every test of the suite shares: the cluster, where the
+// checkout is, and how the upstream parts run.
 type env struct {
 	cluster   *hostlab.Cluster
 	moduleDir string
-	natsChart string
-	// falcoChart is the stand-in for the Falco chart: Falco cannot run here.
-	falcoChart string
-	toolsDir   string
+	toolsDir  string
+	upstream  hostlab.Upstream
+	// chartArgs are install's flags for the upstream charts on the lab
+	// (hostlab.Cluster.InstallArgs).
+	chartArgs []string
 }
+
+// realFalco tells whether the Falco container runs Falco (else the
+// stand-in).
+func (e *env) realFalco() bool { return !e.upstream.FalcoStandin }
 
 var (
 	lab      *env
@@ -122,13 +130,19 @@ func setUp(ctx context.Context) (e *env, why string, cleanup func() error, err e
 	if err != nil {
 		return nil, "", nil, err
 	}
-	e = &env{
-		moduleDir:  moduleDir,
-		natsChart:  filepath.Join(moduleDir, "test", "standin", "charts", "nats"),
-		falcoChart: filepath.Join(moduleDir, "test", "standin", "charts", "falco"),
+	e = &env{moduleDir: moduleDir}
+	// The upstream charts, falcosidekick and (when present) Falco, from the
+	// folder next to the checkout: the suite runs them, not stand-ins.
+	e.upstream.Folder = images.UpstreamOf(moduleDir)
+	if missing := e.upstream.Folder.Missing(); len(missing) > 0 {
+		return nil, strings.Join(missing, "; "), nil, nil
 	}
-	// The audit log is what the Falco stand-in follows (see testshell_test.go).
-	cfg := hostlab.Config{Log: os.Stderr, Timeout: 3 * time.Minute, AuditPolicy: falcostandin.AuditPolicy}
+	e.upstream.FalcoStandin = !e.upstream.Folder.HasFalco() || os.Getenv(EnvFalcoStandin) != ""
+	cfg := hostlab.Config{Log: os.Stderr, Timeout: 3 * time.Minute}
+	if e.upstream.FalcoStandin {
+		// The audit log is what the Falco stand-in follows.
+		cfg.AuditPolicy = falcostandin.AuditPolicy
+	}
 	// The prerequisites that need no tools come first: building the
 	// tools takes long the first time.
 	if problems := hostlab.Check(cfg); len(problems) > 0 && !onlyTools(problems) {
@@ -146,7 +160,7 @@ func setUp(ctx context.Context) (e *env, why string, cleanup func() error, err e
 	if err != nil {
 		return nil, "", nil, err
 	}
-	archive, err := buildImages(ctx, moduleDir) // under the lock: its path is fixed
+	archive, err := buildImages(ctx, moduleDir, e.upstream) // under the lock: its path is fixed
 	if err != nil {
 		release()
 		return nil, "", nil, err
@@ -166,7 +180,7 @@ func setUp(ctx context.Context) (e *env, why string, cleanup func() error, err e
 		}
 		fmt.Fprintf(os.Stderr, "e2e: using the running lab in %s (%s=1); it stays up\n", c.Dir, EnvReuse)
 		e.cluster = c
-		return e, "", cleanup, nil
+		return e, "", cleanup, e.useUpstream(ctx)
 	}
 	cfg.Images = []string{archive}
 	c, err := hostlab.Up(ctx, cfg)
@@ -186,7 +200,34 @@ func setUp(ctx context.Context) (e *env, why string, cleanup func() error, err e
 		return nil, "", cleanup, err
 	}
 	e.cluster = c
-	return e, "", cleanup, nil
+	return e, "", cleanup, e.useUpstream(ctx)
+}
+
+// useUpstream settles install's flags for the upstream charts on the lab,
+// and says which Falco runs.
+func (e *env) useUpstream(ctx context.Context) error {
+	version, err := images.ModuleVersion(ctx, e.moduleDir, images.NATSServerModule)
+	if err != nil {
+		return err
+	}
+	e.upstream.NATSImage = images.NATSServerRef(version)
+	if e.chartArgs, err = e.cluster.InstallArgs(e.upstream); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "e2e: the upstream charts %s and %s, falcosidekick %s (%s)\n",
+		e.upstream.Folder.NATSChart(), e.upstream.Folder.FalcoChart(), images.FalcosidekickVersion, images.FalcosidekickRef)
+	switch {
+	case e.realFalco():
+		fmt.Fprintf(os.Stderr, "e2e: Falco: the real Falco %s (%s, from %s), modern eBPF probe\n",
+			images.FalcoVersion, images.FalcoRef, e.upstream.Folder.FalcoRootFS())
+	case e.upstream.Folder.HasFalco():
+		fmt.Fprintf(os.Stderr, "e2e: Falco: the STAND-IN (test/standin/falco, %s) in the Falco chart's DaemonSet, as %s=1 asks; it detects nothing, it reads the audit log\n",
+			images.FalcoStandinRef, EnvFalcoStandin)
+	default:
+		fmt.Fprintf(os.Stderr, "e2e: Falco: the STAND-IN (test/standin/falco, %s) in the Falco chart's DaemonSet: %s is missing; it detects nothing, it reads the audit log\n",
+			images.FalcoStandinRef, e.upstream.Folder.FalcoRootFS())
+	}
+	return nil
 }
 
 // onlyTools reports whether the only problem is the missing Kubernetes
@@ -213,10 +254,10 @@ func toolsDir(ctx context.Context, moduleDir string) (string, error) {
 
 // buildImages builds every image the tests run into one archive: this
 // project's forwarder and mock SOAR (also under upgradeTag), NATS, the
-// falcosidekick stand-in and the shell image.
-func buildImages(ctx context.Context, moduleDir string) (string, error) {
+// shell image, falcosidekick and Falco (or its stand-in).
+func buildImages(ctx context.Context, moduleDir string, u hostlab.Upstream) (string, error) {
 	begin := time.Now()
-	imgs, err := images.Lab(ctx, images.LabOptions{ModuleDir: moduleDir, Tag: imageTag,
+	imgs, err := images.Lab(ctx, images.LabOptions{ModuleDir: moduleDir, Tag: imageTag, Upstream: u.Folder, FalcoStandin: u.FalcoStandin,
 		Progress: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...) }})
 	if err != nil {
 		return "", fmt.Errorf("build the images: %w", err)

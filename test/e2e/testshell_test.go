@@ -6,37 +6,32 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/shelltest"
-	falcostandin "github.com/falco-phantom/kubectl-falco-phantom/test/standin/falco"
 )
 
 // TestTestShellOnARealCluster runs test-shell against a real pipeline on
-// the lab: a real exec with a TTY into a real pod, then NATS, the forwarder
-// and the mock SOAR. Falco cannot run here, so its detection is stood in
-// for by falcostandin: it follows the API server's audit log and, for an
-// exec of a shell with a terminal, posts the alert Falco would emit to the
-// falcosidekick stand-in, as Falco's HTTP output does. Also: --pod on an
+// the lab, installed with the upstream charts: a real exec with a TTY into
+// a real pod, Falco's detection of it, falcosidekick, NATS, the forwarder
+// and the mock SOAR. Falco is the real one where the upstream folder holds
+// it; elsewhere the Falco stand-in (test/standin/falco) runs in the Falco
+// chart's DaemonSet and posts the alert Falco would, from the API
+// server's audit log (the suite's log says which ran). Also: --pod on an
 // existing pod, the clean-up of the pod test-shell creates, the timeout
-// path (stand-in off) and SOAR unreachable, with their exit codes.
+// path (Falco stopped) and SOAR unreachable, with their exit codes.
 func TestTestShellOnARealCluster(t *testing.T) {
 	e := needLab(t)
-	if e.cluster.AuditLog == "" {
-		t.Fatal("the lab runs without an audit log: the Falco stand-in has nothing to follow")
-	}
 	ctx := t.Context()
 	kube := e.cluster.Kube
 	const ns = "fp-shell"
@@ -60,28 +55,19 @@ func TestTestShellOnARealCluster(t *testing.T) {
 		t.Logf("test-shell: %s (%s)\nprogress:\n%s", res.Outcome, res.Error, progress)
 		return &res, cmdmain.ExitCode(err)
 	}
+	falcoName := "the real Falco " + images.FalcoVersion
+	if !e.realFalco() {
+		falcoName = "the Falco STAND-IN (test/standin/falco; it reads the audit log, it is not Falco)"
+	}
+	t.Logf("the shell is detected by %s", falcoName)
 
 	step("install", func(t *testing.T) {
-		_, progress, err := e.run(t, ctx, "install", "-n", ns, "--mock-phantom", "--nats-chart", e.natsChart,
-			"--falco-chart", e.falcoChart, "--image-tag", imageTag, "--timeout", "3m")
+		args := append([]string{"install", "-n", ns, "--mock-phantom"}, e.chartArgs...)
+		_, progress, err := e.run(t, ctx, append(args, "--image-tag", imageTag, "--timeout", "3m")...)
 		if err != nil {
 			t.Fatalf("install: %v\n%s", err, progress)
 		}
 	})
-
-	standinCtx, stopStandin := context.WithCancel(ctx)
-	standinDone := make(chan error, 1)
-	go func() {
-		w := &falcostandin.Watcher{
-			LogPath: e.cluster.AuditLog, Kube: kube, Hostname: e.cluster.NodeName,
-			SidekickURL: "http://" + clusterIP(t, ctx, kube, ns, "falco-falcosidekick", 2801) + "/",
-			Log:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		}
-		standinDone <- w.Run(standinCtx)
-	}()
-	var stopOnce sync.Once
-	stopFalco := func() { stopOnce.Do(func() { stopStandin(); <-standinDone }) }
-	defer stopFalco()
 
 	step("a shell in a pod test-shell creates becomes a case", func(t *testing.T) {
 		res, code := shell(t, "--timeout", "90s")
@@ -92,6 +78,7 @@ func TestTestShellOnARealCluster(t *testing.T) {
 			res.Latency <= 0 || !strings.HasPrefix(res.Marker, "falco-phantom-test-") || res.ContainerID == "" {
 			t.Errorf("result = %+v", res)
 		}
+		checkDetection(t, ctx, e, ns, res)
 		// The pod it created is gone.
 		waitFor(t, time.Minute, "the test pod "+res.Pod+" to be deleted", func() error {
 			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=falco-phantom-test-shell"})
@@ -125,16 +112,28 @@ func TestTestShellOnARealCluster(t *testing.T) {
 		if p, err := kube.CoreV1().Pods(ns).Get(ctx, "existing-web", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
 			t.Errorf("test-shell touched the pod it was given: %v", err)
 		}
+		checkDetection(t, ctx, e, ns, res)
 	})
 
 	step("without Falco's alert it times out with exit code 2 and says where to look", func(t *testing.T) {
-		stopFalco()
+		// Falco stops: its DaemonSet is kept off every node.
+		patch := []byte(`{"spec":{"template":{"spec":{"nodeSelector":{"falco-phantom-e2e/no-such-node":"true"}}}}}`)
+		if _, err := kube.AppsV1().DaemonSets(ns).Patch(ctx, "falco", types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Minute, "Falco's pod to be gone", func() error {
+			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=falco,app.kubernetes.io/name=falco"})
+			if err != nil || len(pods.Items) > 0 {
+				return errorf("%d pods left (%v)", len(pods.Items), err)
+			}
+			return nil
+		})
 		res, code := shell(t, "--pod", "existing-web", "--timeout", "8s")
 		if code != 2 || res.Outcome != shelltest.NoEvent {
 			t.Fatalf("exit %d, outcome %s, want 2 and %s", code, res.Outcome, shelltest.NoEvent)
 		}
 		diag := strings.Join(res.Diagnosis, "\n")
-		for _, want := range []string{"Falco:", "falcosidekick:", "forwarder: received no alert since the shell opened"} {
+		for _, want := range []string{"Falco: no pod", "falcosidekick: 2/2 pods ready", "forwarder: received no alert since the shell opened"} {
 			if !strings.Contains(diag, want) {
 				t.Errorf("diagnosis lacks %q:\n%s", want, diag)
 			}
@@ -161,3 +160,46 @@ func TestTestShellOnARealCluster(t *testing.T) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// checkDetection checks that the case test-shell found came from the
+// Falco container's own alert about the shell: Falco (or the stand-in)
+// logged the alert with the marker, and the artifact names the container
+// by the id Falco reads from the cgroup. The real Falco 0.40 with rules
+// 3.2.0 sends no k8s.* fields for this rule: test-shell found the pod by
+// that id. The stand-in names the pod, as newer Falcos do.
+func checkDetection(t *testing.T, ctx context.Context, e *env, ns string, res *shelltest.Result) {
+	t.Helper()
+	kube := e.cluster.Kube
+	art, err := mockSOAR(t, ctx, kube, ns).Artifact(ctx, res.ArtifactID)
+	if err != nil {
+		t.Fatalf("artifact %d: %v", res.ArtifactID, err)
+	}
+	if cmd := fmt.Sprint(art.CEF["commandLine"]); !strings.Contains(cmd, res.Marker) {
+		t.Errorf("artifact commandLine %q lacks the marker %s", cmd, res.Marker)
+	}
+	if id := fmt.Sprint(art.CEF["containerId"]); len(id) != 12 || !strings.HasPrefix(res.ContainerID, id) {
+		t.Errorf("artifact containerId %q, want the first 12 characters of %s", id, res.ContainerID)
+	}
+	pod, hasPod := art.CEF["kubernetesPodName"]
+	switch {
+	case e.realFalco() && hasPod:
+		t.Logf("Falco %s sent the pod's name (%v): newer than the rules this lab was checked with", images.FalcoVersion, pod)
+	case !e.realFalco() && fmt.Sprint(pod) != res.Pod:
+		t.Errorf("the stand-in's artifact names pod %v, want %s", pod, res.Pod)
+	}
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=falco,app.kubernetes.io/name=falco"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("the Falco pod: %d pods (%v)", len(pods.Items), err)
+	}
+	logs, err := kube.CoreV1().Pods(ns).GetLogs(pods.Items[0].Name, &corev1.PodLogOptions{Container: "falco"}).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(logs), "\n") {
+		if strings.Contains(line, res.Marker) {
+			t.Logf("the Falco container's log: %s", line)
+			return
+		}
+	}
+	t.Errorf("the Falco container's log has no line with the marker %s:\n%s", res.Marker, logs)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/lab/hostlab"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
+	falcostandin "github.com/falco-phantom/kubectl-falco-phantom/test/standin/falco"
 )
 
 const usage = `usage: hostlab COMMAND [flags]
@@ -142,7 +143,7 @@ func newUpCommand(o *options, streams genericiooptions.IOStreams) *cobra.Command
 	f := cmd.Flags()
 	f.StringVar(&o.cfg.NodeIP, "node-ip", "", "node address (default: the first global IPv4 address)")
 	f.StringArrayVar(&u.images, "image", nil, "image archive to import (repeatable)")
-	f.BoolVar(&u.labImages, "lab-images", false, "build and import the pipeline's images (forwarder, mock SOAR, NATS, falcosidekick stand-in, shell) from this checkout")
+	f.BoolVar(&u.labImages, "lab-images", false, "build and import the pipeline's images (forwarder, mock SOAR, NATS, shell) from this checkout, and falcosidekick and Falco (or its stand-in) from ../shared/upstream")
 	f.StringVar(&u.tag, "tag", "dev", "tag of the forwarder and mock SOAR images built with --lab-images")
 	f.DurationVar(&o.cfg.Timeout, "timeout", 3*time.Minute, "how long to wait for each component")
 	f.StringVar(&u.auditPolicy, "audit-policy", "", "audit policy file: the API server then writes DIR/logs/audit.log")
@@ -185,8 +186,20 @@ func up(ctx context.Context, cfg hostlab.Config, labImages bool, tag string, std
 	if problems := hostlab.Check(cfg); len(problems) > 0 {
 		return &hostlab.PrerequisiteError{Problems: problems}
 	}
+	var upstream *hostlab.Upstream
 	if labImages {
-		archive, err := buildLabImages(ctx, tag, stderr)
+		wd, err := os.Getwd()
+		if err != nil {
+			return err
+		}
+		upstream, err = labUpstream(ctx, wd, stderr)
+		if err != nil {
+			return err
+		}
+		if upstream != nil && upstream.FalcoStandin && cfg.AuditPolicy == "" {
+			cfg.AuditPolicy = falcostandin.AuditPolicy // what the Falco stand-in follows
+		}
+		archive, err := buildLabImages(ctx, wd, tag, upstream, stderr)
 		if err != nil {
 			return err
 		}
@@ -202,9 +215,24 @@ func up(ctx context.Context, cfg hostlab.Config, labImages bool, tag string, std
   export KUBECONFIG=%s
   %s get nodes
 `, c.NodeName, c.NodeIP, c.Dir, c.Kubeconfig, filepath.Join(cfg.ToolsDir, "kubectl"))
-	if labImages {
+	switch {
+	case labImages && upstream != nil:
+		args, err := c.InstallArgs(*upstream)
+		if err != nil {
+			return err
+		}
+		what := "Falco " + images.FalcoVersion
+		if upstream.FalcoStandin {
+			what = "the Falco stand-in (the folder holds no Falco)"
+		}
 		fmt.Fprintf(stdout, `
-  # the pipeline, with this checkout's images and the stand-in charts:
+  # the pipeline, with this checkout's images, the upstream charts, falcosidekick and %s:
+  go run ./cmd/kubectl-falco_phantom install --mock-phantom --image-tag %s \
+      %s
+`, what, tag, shellWords(args))
+	case labImages:
+		fmt.Fprintf(stdout, `
+  # the pipeline, with this checkout's images and the stand-in charts (no upstream folder):
   go run ./cmd/kubectl-falco_phantom install --mock-phantom --image-tag %s \
       --nats-chart test/standin/charts/nats --falco-chart test/standin/charts/falco
 `, tag)
@@ -217,15 +245,49 @@ Stop it with: make hostlab-down
 	return nil
 }
 
+// labUpstream is how the lab runs the upstream parts, from the folder next
+// to the checkout; nil when the folder is incomplete (said on stderr).
+func labUpstream(ctx context.Context, moduleDir string, stderr io.Writer) (*hostlab.Upstream, error) {
+	folder := images.UpstreamOf(moduleDir)
+	if missing := folder.Missing(); len(missing) > 0 {
+		fmt.Fprintf(stderr, "hostlab: without the upstream charts and falcosidekick: %s\n", strings.Join(missing, "; "))
+		return nil, nil
+	}
+	version, err := images.ModuleVersion(ctx, moduleDir, images.NATSServerModule)
+	if err != nil {
+		return nil, err
+	}
+	return &hostlab.Upstream{Folder: folder, NATSImage: images.NATSServerRef(version), FalcoStandin: !folder.HasFalco()}, nil
+}
+
+// shellWords joins install's flags for a shell, two a line.
+func shellWords(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if strings.ContainsAny(a, "{},;[]* ") {
+			a = "'" + a + "'"
+		}
+		switch {
+		case i == 0:
+		case i%2 == 0:
+			b.WriteString(" \\\n      ")
+		default:
+			b.WriteString(" ")
+		}
+		b.WriteString(a)
+	}
+	return b.String()
+}
+
 // buildLabImages builds the pipeline's images into an archive in a
 // temporary folder.
-func buildLabImages(ctx context.Context, tag string, stderr io.Writer) (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
+func buildLabImages(ctx context.Context, moduleDir, tag string, upstream *hostlab.Upstream, stderr io.Writer) (string, error) {
+	o := images.LabOptions{ModuleDir: moduleDir, Tag: tag, Arch: runtime.GOARCH,
+		Progress: func(format string, args ...any) { fmt.Fprintf(stderr, "hostlab: "+format+"\n", args...) }}
+	if upstream != nil {
+		o.Upstream, o.FalcoStandin = upstream.Folder, upstream.FalcoStandin
 	}
-	imgs, err := images.Lab(ctx, images.LabOptions{ModuleDir: wd, Tag: tag, Arch: runtime.GOARCH,
-		Progress: func(format string, args ...any) { fmt.Fprintf(stderr, "hostlab: "+format+"\n", args...) }})
+	imgs, err := images.Lab(ctx, o)
 	if err != nil {
 		return "", fmt.Errorf("build the lab's images (run hostlab from the checkout's root): %w", err)
 	}

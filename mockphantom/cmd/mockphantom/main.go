@@ -54,6 +54,9 @@ func newCommand(streams genericiooptions.IOStreams, getenv func(string) string, 
 			return o.run(cmd.Context(), streams.ErrOut, ready)
 		},
 	}
+	cmdmain.SetVersion(cmd, "mockphantom")
+	// Declared here, so that cobra adds no -v: every flag is a long one.
+	cmd.Flags().Bool("version", false, "print the version and exit")
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	cmd.SetUsageTemplate(`Usage: {{.UseLine}}

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/internal/cmdmain"
 	"github.com/falco-phantom/kubectl-falco-phantom/internal/syncbuf"
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 )
@@ -98,6 +99,7 @@ func TestRunFlagErrors(t *testing.T) {
 		{"empty password file", []string{"--db", db, "--password-file", emptyFile}, nil, "failed to read --password-file: " + emptyFile + " is empty"},
 		{"unknown flag", []string{"--db", db, "--bogus"}, nil, "unknown flag: --bogus (see --help)"},
 		{"single-dash long flag", []string{"-db", db}, map[string]string{envToken: "t"}, "unknown shorthand flag"},
+		{"no short version flag", []string{"-v"}, nil, "unknown shorthand flag: 'v' in -v"},
 		{"arguments", []string{"--db", db, "extra"}, map[string]string{envToken: "t"}, "unexpected arguments"},
 		{"bad log format", []string{"--db", db, "--log-format", "xml"}, map[string]string{envToken: "t"}, "--log-format"},
 		{"bad log level", []string{"--db", db, "--log-level", "loud"}, map[string]string{envToken: "t"}, "--log-level"},
@@ -106,6 +108,8 @@ func TestRunFlagErrors(t *testing.T) {
 		{"ca-out without self-signed", []string{"--db", db, "--tls-ca-out", "ca.pem"}, map[string]string{envToken: "t"}, "--tls-ca-out needs --tls-self-signed"},
 		{"error rate above 1", []string{"--db", db, "--fault-error-rate", "2"}, map[string]string{envToken: "t"}, "--fault-error-rate"},
 		{"bad duration", []string{"--db", db, "--fault-latency", "soon"}, map[string]string{envToken: "t"}, "fault-latency"},
+		{"missing playbooks file", []string{"--db", db, "--playbooks", filepath.Join(t.TempDir(), "nope.yaml")}, map[string]string{envToken: "t"}, "failed to read playbooks file: open "},
+		{"bad playbooks file", []string{"--db", db, "--playbooks", writeFile(t, "pb.yaml", "- name: p\n  action: isolat\n")}, map[string]string{envToken: "t"}, `playbook 1 (p): action "isolat" is unknown`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,10 +129,26 @@ func TestRunHelp(t *testing.T) {
 	if err := Run(t.Context(), []string{"--help"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
 		t.Fatalf("Run --help = %v, want nil", err)
 	}
-	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword} {
+	for _, want := range []string{"Usage: mockphantom --db FILE", "--db file", "--insecure-no-auth", "--label label", `(default "admin")`, envPassword, "--playbooks file", "--version"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestRunVersion prints the line every binary of the project prints, and
+// needs neither a database nor credentials.
+func TestRunVersion(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncbuf.Buffer
+	if err := Run(t.Context(), []string{"--version"}, streams(&stdout, &stderr), envOf(nil)); err != nil {
+		t.Fatalf("Run --version = %v, want nil; stderr %s", err, stderr.String())
+	}
+	if got, want := stdout.String(), cmdmain.VersionLine("mockphantom")+"\n"; got != want {
+		t.Errorf("--version printed %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(stdout.String(), "mockphantom dev (go1.") || stderr.String() != "" {
+		t.Errorf("--version printed %q and %q on stderr; want \"mockphantom dev (go...)\" alone", stdout.String(), stderr.String())
 	}
 }
 
@@ -212,6 +232,32 @@ func TestRunEnvironmentCredentials(t *testing.T) {
 	wantStatus(t, http.DefaultClient, http.MethodGet, running.URL+"/rest/version", "", tokenHeader("env-tok"), http.StatusOK)
 	if strings.Contains(stderr.String(), "warning") {
 		t.Errorf("secrets from the environment caused a warning:\n%s", stderr.String())
+	}
+}
+
+func TestRunPlaybooksFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("responder-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	playbooks := filepath.Join(dir, "playbooks.yaml")
+	yaml := "- name: describe-shells\n  match: {rule: Terminal shell in container}\n  action: describe\n" +
+		"  responder: {url: 'https://127.0.0.1:1', token_file: token, insecure_skip_verify: true}\n"
+	if err := os.WriteFile(playbooks, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, stop := startRun(t, []string{"--db", filepath.Join(dir, "db"), "--listen", "127.0.0.1:0", "--insecure-no-auth", "--playbooks", playbooks}, nil)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"playbooks=describe-shells", "insecure_skip_verify"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "responder-token") {
+		t.Errorf("stderr shows the responder's token:\n%s", stderr.String())
 	}
 }
 

@@ -39,6 +39,7 @@ type options struct {
 	faultThrottleRate          float64
 	faultSeed                  uint64
 	logFormat, logLevel        string
+	playbooks                  string
 }
 
 func (o *options) bindFlags(fs *pflag.FlagSet, getenv func(string) string) {
@@ -64,6 +65,7 @@ func (o *options) bindFlags(fs *pflag.FlagSet, getenv func(string) string) {
 	fs.Float64Var(&o.faultThrottleRate, "fault-throttle-rate", 0, "share (0..1) of /rest requests answered 429 Too Many Requests")
 	fs.DurationVar(&o.faultDownFor, "fault-down-for", 0, "answer every /rest request 503 for this long after start")
 	fs.Uint64Var(&o.faultSeed, "fault-seed", 0, "seed of the fault injection's random source (0: random)")
+	fs.StringVar(&o.playbooks, "playbooks", "", "YAML `file` of playbooks that call falco-phantom-responder on new cases (see the README)")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug (one line per request), info, warn or error")
 }

@@ -28,6 +28,7 @@ func (o *options) run(ctx context.Context, stderr io.Writer, ready func(*mockpha
 		Labels:          o.labels,
 		DuplicateStatus: o.duplicateStatus,
 		MaxBodyBytes:    o.maxBodyBytes,
+		PlaybooksFile:   o.playbooks,
 		FaultSeed:       o.faultSeed,
 		Logger:          logger,
 	})
@@ -50,7 +51,7 @@ func (o *options) run(ctx context.Context, stderr io.Writer, ready func(*mockpha
 		return err
 	}
 	logger.Info("mockphantom listening", "url", running.URL, "db", o.db, "auth", o.authMode(),
-		"labels", strings.Join(s.Labels(), ","), "version", mockphantom.Version)
+		"labels", strings.Join(s.Labels(), ","), "playbooks", strings.Join(s.Playbooks(), ","), "version", mockphantom.Version)
 	if ready != nil {
 		ready(running)
 	}

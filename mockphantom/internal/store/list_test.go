@@ -7,10 +7,8 @@ import (
 	"testing"
 )
 
-// newTestStore opens a store on a fresh file with two containers: the
-// first with three artifacts whose start times are not in id order, the
-// second with one.
-func newTestStore(t *testing.T) *Store {
+// openTestStore opens a store on a fresh file, closed when the test ends.
+func openTestStore(t *testing.T) *Store {
 	t.Helper()
 	st, err := Open(t.Context(), filepath.Join(t.TempDir(), "soar.db"))
 	if err != nil {
@@ -21,7 +19,16 @@ func newTestStore(t *testing.T) *Store {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	err = st.Write(t.Context(), func(tx *Tx) error {
+	return st
+}
+
+// newTestStore opens a store on a fresh file with two containers: the
+// first with three artifacts whose start times are not in id order, the
+// second with one.
+func newTestStore(t *testing.T) *Store {
+	t.Helper()
+	st := openTestStore(t)
+	err := st.Write(t.Context(), func(tx *Tx) error {
 		for _, c := range []struct {
 			sdi    string
 			starts []string

@@ -17,6 +17,10 @@ const (
 	Containers Table = iota + 1
 	// Artifacts are the events of the cases.
 	Artifacts
+	// Notes are what people and services wrote into the cases.
+	Notes
+	// ActionRuns are the actions playbooks ran on the cases.
+	ActionRuns
 )
 
 func (t Table) String() string {
@@ -25,18 +29,23 @@ func (t Table) String() string {
 		return "containers"
 	case Artifacts:
 		return "artifacts"
+	case Notes:
+		return "notes"
+	case ActionRuns:
+		return "action runs"
 	}
 	return "Table(" + strconv.Itoa(int(t)) + ")"
 }
 
 // from is the table with the alias that the column expressions use.
 func (t Table) from() string {
-	return map[Table]string{Containers: "containers c", Artifacts: "artifacts a"}[t]
+	return map[Table]string{Containers: "containers c", Artifacts: "artifacts a", Notes: "notes n", ActionRuns: "action_runs r"}[t]
 }
 
 // fields are the fields of t that listings may filter and sort on.
 func (t Table) fields() map[string]column {
-	return map[Table]map[string]column{Containers: containerFields, Artifacts: artifactFields}[t]
+	return map[Table]map[string]column{Containers: containerFields, Artifacts: artifactFields,
+		Notes: noteFields, ActionRuns: actionRunFields}[t]
 }
 
 // colKind tells how filter values for a column are interpreted.
@@ -85,6 +94,31 @@ var artifactFields = map[string]column{
 	"create_time":            {"a.create_time", kindTime},
 }
 
+// Fields clients may filter and sort notes on; see artifactFields for
+// container_id.
+var noteFields = map[string]column{
+	"id":           {"n.id", kindInt},
+	"container":    {"n.container_id", kindInt},
+	"container_id": {"n.container_id", kindInt},
+	"title":        {"n.title", kindText},
+	"note_type":    {"n.note_type", kindText},
+	"note_format":  {"n.note_format", kindText},
+	"create_time":  {"n.create_time", kindTime},
+}
+
+// Fields clients may filter and sort action runs on.
+var actionRunFields = map[string]column{
+	"id":           {"r.id", kindInt},
+	"container":    {"r.container_id", kindInt},
+	"container_id": {"r.container_id", kindInt},
+	"playbook":     {"r.playbook", kindText},
+	"action":       {"r.action", kindText},
+	"name":         {"r.name", kindText},
+	"status":       {"r.status", kindText},
+	"start_time":   {"r.start_time", kindTime},
+	"end_time":     {"r.end_time", kindTime},
+}
+
 // maxInValues bounds the list of an __in filter.
 const maxInValues = 1000
 
@@ -99,8 +133,8 @@ type Query struct {
 	// Page counts from 0; PageSize is the number of rows per page, 0 for
 	// all of them.
 	Page, PageSize int
-	// Container restricts an artifact listing to the artifacts of one
-	// container; 0 lists those of every container.
+	// Container restricts a listing of artifacts, notes or action runs to
+	// those of one container; 0 lists those of every container.
 	Container int64
 
 	table Table    // the filters' table; 0 when there are none
@@ -127,10 +161,11 @@ func (q Query) sql(t Table) (where, orderBy string, args []any, err error) {
 	}
 	conds, args := q.conds, q.args
 	if q.Container != 0 {
-		if t != Artifacts {
-			return "", "", nil, fmt.Errorf("only artifact listings can be restricted to a container, not %s", t)
+		col, ok := t.fields()["container"]
+		if !ok {
+			return "", "", nil, fmt.Errorf("%s cannot be restricted to a container", t)
 		}
-		conds = append(conds[:len(conds):len(conds)], "a.container_id = ?")
+		conds = append(conds[:len(conds):len(conds)], col.expr+" = ?")
 		args = append(args[:len(args):len(args)], q.Container)
 	}
 	if len(conds) > 0 {

@@ -1,7 +1,8 @@
-// Package store keeps the mock SOAR's containers and artifacts in one
-// SQLite file (pure Go driver, WAL mode): the schema and its migrations,
-// write transactions with deduplication on source_data_identifier, and
-// listings with the REST API's filters, order and pages.
+// Package store keeps the mock SOAR's containers, artifacts, notes and
+// action runs in one SQLite file (pure Go driver, WAL mode): the schema and
+// its migrations, write transactions with deduplication on
+// source_data_identifier, and listings with the REST API's filters, order
+// and pages.
 //
 // Rows come back in the shape the REST API answers with, so that the
 // server encodes them as they are. Everything a request supplies reaches
@@ -16,12 +17,13 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
 
 // schemaVersion is the PRAGMA user_version this code writes and expects.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // migrations[i] brings a database from user_version i to i+1.
 var migrations = []string{
@@ -67,6 +69,32 @@ var migrations = []string{
 	-- Artifacts without an identifier have NULL there (never ''), and
 	-- NULLs never conflict in a UNIQUE index.
 	CREATE UNIQUE INDEX artifacts_container_sdi ON artifacts (container_id, source_data_identifier);`,
+
+	// 2: notes, and the action runs of playbooks.
+	`CREATE TABLE notes (
+		id           INTEGER PRIMARY KEY AUTOINCREMENT,
+		container_id INTEGER NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+		title        TEXT NOT NULL DEFAULT '',
+		content      TEXT NOT NULL DEFAULT '',
+		note_type    TEXT NOT NULL,
+		note_format  TEXT NOT NULL,
+		create_time  TEXT NOT NULL
+	);
+	CREATE INDEX notes_container ON notes (container_id, create_time);
+	CREATE TABLE action_runs (
+		id           INTEGER PRIMARY KEY AUTOINCREMENT,
+		container_id INTEGER NOT NULL REFERENCES containers (id) ON DELETE CASCADE,
+		playbook     TEXT NOT NULL,
+		action       TEXT NOT NULL,
+		name         TEXT NOT NULL,
+		status       TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed')),
+		message      TEXT NOT NULL DEFAULT '',
+		start_time   TEXT NOT NULL,
+		end_time     TEXT,
+		answer       TEXT
+	);
+	-- A playbook runs once on a case; the index also serves the case's runs.
+	CREATE UNIQUE INDEX action_runs_container_playbook ON action_runs (container_id, playbook);`,
 }
 
 // Store is the SQLite storage. Writes go through one connection (SQLite
@@ -76,6 +104,7 @@ var migrations = []string{
 type Store struct {
 	w, r  *sql.DB
 	stmts [numStmts]*sql.Stmt
+	now   func() time.Time // the clock of the times writes record
 }
 
 // Prepared write statements, by index into Store.stmts.
@@ -122,7 +151,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("failed to open database %q: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	st := &Store{w: w}
+	st := &Store{w: w, now: time.Now}
 	if err := st.migrate(ctx); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("failed to prepare database %q: %w", path, err)
@@ -173,6 +202,14 @@ func (st *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SetClock replaces the clock of the times that writes record (create
+// times, the start and end of action runs), time.Now by default: tests use
+// it so that what the mock records lines up with fixed alert times. Call
+// it before the Store is used; now must be safe for concurrent use.
+func (st *Store) SetClock(now func() time.Time) {
+	st.now = now
 }
 
 // Close closes the database. Nothing may use the Store afterwards.

@@ -20,7 +20,7 @@ func TestSchemaPragmas(t *testing.T) {
 		pragma string
 		want   string
 	}{
-		{st.w, "user_version", "1"},
+		{st.w, "user_version", "2"},
 		{st.w, "journal_mode", "wal"},
 		{st.w, "synchronous", "1"},
 		{st.w, "foreign_keys", "1"},

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
+	"strings"
 )
 
 // NewContainer is a validated container ready to insert. Empty strings of
@@ -48,7 +48,7 @@ func (st *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("failed to begin transaction: %w", err)
 	}
-	wt := &Tx{ctx: context.WithoutCancel(ctx), tx: tx, st: st, now: FormatTime(time.Now())}
+	wt := &Tx{ctx: context.WithoutCancel(ctx), tx: tx, st: st, now: FormatTime(st.now())}
 	if err := fn(wt); err != nil {
 		_ = tx.Rollback()
 		return err
@@ -156,6 +156,64 @@ func (st *Store) DeleteContainer(ctx context.Context, id int64) (bool, error) {
 		return err
 	})
 	return n > 0, err
+}
+
+// ContainerUpdate changes some fields of a container; nil fields stay as
+// they are. Values are validated like NewContainer's. An empty OwnerID,
+// EndTime or ExternalID clears it (stores NULL).
+type ContainerUpdate struct {
+	Name, Label, Severity, Sensitivity, Status, Description *string
+	StartTime, EndTime, OwnerID, ExternalID                 *string
+	Data, Tags, CustomFields                                *string // JSON text
+	RunAutomation                                           *bool
+}
+
+// UpdateContainer applies u to container id and reports whether the
+// container exists. An update without fields changes nothing.
+func (st *Store) UpdateContainer(ctx context.Context, id int64, u ContainerUpdate) (found bool, err error) {
+	// Column names are constants; only the values are parameters.
+	var sets []string
+	var args []any
+	for _, f := range []struct {
+		column string
+		value  *string
+		null   bool // "" stores NULL
+	}{
+		{"name", u.Name, false}, {"label", u.Label, false}, {"severity", u.Severity, false},
+		{"sensitivity", u.Sensitivity, false}, {"status", u.Status, false},
+		{"description", u.Description, false}, {"start_time", u.StartTime, false},
+		{"end_time", u.EndTime, true}, {"owner_id", u.OwnerID, true}, {"external_id", u.ExternalID, true},
+		{"data", u.Data, false}, {"tags", u.Tags, false}, {"custom_fields", u.CustomFields, false},
+	} {
+		if f.value == nil {
+			continue
+		}
+		sets = append(sets, f.column+" = ?")
+		if f.null {
+			args = append(args, nullable(*f.value))
+		} else {
+			args = append(args, *f.value)
+		}
+	}
+	if u.RunAutomation != nil {
+		sets = append(sets, "run_automation = ?")
+		args = append(args, *u.RunAutomation)
+	}
+	err = st.Write(ctx, func(wt *Tx) error {
+		if len(sets) == 0 {
+			found, err = wt.ContainerExists(id)
+			return err
+		}
+		res, err := wt.tx.ExecContext(wt.ctx, "UPDATE containers SET "+strings.Join(sets, ", ")+" WHERE id = ?",
+			append(args, id)...)
+		if err != nil {
+			return fmt.Errorf("failed to update container %d: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		found = n > 0
+		return err
+	})
+	return found, err
 }
 
 func nullable(s string) any {

@@ -103,12 +103,13 @@ values show in the process list.`,
 	f.StringVar(&v.PhantomLabel, "phantom-label", v.PhantomLabel, "label of the cases; it must exist in SOAR")
 	f.StringVar(&v.NATSURL, "nats-url", "", "use this existing NATS instead of installing one")
 	f.IntVar(&v.NATSReplicas, "nats-replicas", v.NATSReplicas, "NATS servers: 1 for a lab, 3 for production (a JetStream cluster)")
+	f.StringArrayVar(&v.NATSSet, "nats-set", nil, "extra NATS chart value key=value, over install's own (repeatable; JetStream stays on)")
 	f.StringVar(&o.natsChart, "nats-chart", "", "NATS chart: a local folder or .tgz, or an oci:// reference (offline clusters)")
 	f.StringVar(&o.natsChartVersion, "nats-chart-version", "", "NATS chart version (default "+install.DefaultNATSChart.Version+")")
 	f.StringVar(&o.natsRepo, "nats-chart-repo", install.DefaultNATSChart.RepoURL, "chart repository of NATS (e.g. an internal mirror)")
 	f.BoolVar(&v.SkipFalco, "skip-falco", false, "do not install Falco (it already runs and publishes to NATS)")
 	f.StringVar(&v.FalcoDriver, "falco-driver", v.FalcoDriver, "Falco driver: auto, modern_ebpf or kmod")
-	f.StringArrayVar(&v.FalcoSet, "falco-set", nil, "extra Falco chart value key=value (repeatable)")
+	f.StringArrayVar(&v.FalcoSet, "falco-set", nil, "extra Falco chart value key=value, over install's own (repeatable)")
 	f.StringVar(&o.falcoChart, "falco-chart", "", "Falco chart: a local folder or .tgz, or an oci:// reference (offline clusters)")
 	f.StringVar(&o.falcoChartVer, "falco-chart-version", "", "Falco chart version (default "+install.DefaultFalcoChart.Version+")")
 	f.StringVar(&o.falcoRepo, "falco-chart-repo", install.DefaultFalcoChart.RepoURL, "chart repository of Falco (e.g. an internal mirror)")
@@ -161,7 +162,7 @@ func (o *options) flagName(field string) string {
 // installFlags names the flag of each Options field.
 var installFlags = map[string]string{
 	"Namespace": "--namespace", "NATSURL": "--nats-url", "NATSReplicas": "--nats-replicas", "NATSChart": "--nats-chart",
-	"NATSCreds": "--nats-creds-file", "SkipFalco": "--skip-falco", "FalcoDriver": "--falco-driver", "FalcoSet": "--falco-set",
+	"NATSCreds": "--nats-creds-file", "NATSSet": "--nats-set", "SkipFalco": "--skip-falco", "FalcoDriver": "--falco-driver", "FalcoSet": "--falco-set",
 	"FalcoChart": "--falco-chart", "MockPhantom": "--mock-phantom", "MockPersistence": "--mock-phantom-persistence",
 	"PhantomURL": "--phantom-url", "PhantomAuth.User": "--phantom-user", "PhantomSecret": "--phantom-secret",
 	"InsecureSkipTLSVerify": "--insecure-skip-tls-verify", "PhantomCA": "--phantom-ca-file", "PhantomLabel": "--phantom-label",
@@ -306,14 +307,15 @@ func apply(ctx context.Context, env *cli.Env, o install.Options, dryRun bool, fl
 	if err != nil {
 		return err
 	}
-	if err := install.Preflight(ctx, c.Kube, o); err != nil {
+	in := c.Installer(streams.ErrOut)
+	if err := in.Preflight(ctx, o); err != nil {
 		return fmt.Errorf("%s: %w", c.Host, fields.Rename(err, flagOf))
 	}
 	p, err := install.NewPlan(ctx, o, install.Online(c.Kube))
 	if err != nil {
 		return fields.Rename(err, flagOf)
 	}
-	res, err := c.Installer(streams.ErrOut).Apply(ctx, p)
+	res, err := in.Apply(ctx, p)
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return errors.New("interrupted; run install again to finish (it upgrades in place), or uninstall")

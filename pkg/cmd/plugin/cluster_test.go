@@ -342,8 +342,6 @@ current-context: c
 		{"unreachable", unreachable, []string{"install", "--mock-phantom", "--skip-falco"}, "cannot reach the cluster"},
 		{"status unreachable", unreachable, []string{"status"}, "cannot reach the cluster: "},
 		{"no permissions", restricted, []string{"install", "--mock-phantom", "-n", "fp-denied"}, "missing permissions: create namespaces (cluster-wide)"},
-		{"no permissions for the responder's rights", restricted, []string{"install", "--mock-phantom", "-n", "fp-denied", "--responder", "--responder-namespaces", "default"},
-			"create roles.rbac.authorization.k8s.io (in namespace default), create rolebindings.rbac.authorization.k8s.io (in namespace default)"},
 		{"responder namespace missing", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "-n", "fp-noresp", "--responder", "--responder-namespaces", "fp-nowhere"},
 			"--responder-namespaces: namespace fp-nowhere does not exist"},
 		{"conflicting flags", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "--phantom-url", "https://x"}, "--mock-phantom installs its own SOAR"},

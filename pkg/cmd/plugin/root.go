@@ -18,6 +18,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/demo"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/output"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/respond"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/status"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/testshell"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/cmd/uninstall"
@@ -62,6 +63,7 @@ cases in Splunk SOAR (formerly Phantom), and proves it works end to end.
 		uninstall.NewCommand(env),
 		status.NewCommand(env),
 		testshell.NewCommand(env),
+		respond.NewCommand(env),
 		install.NewPlaybookCommand(env),
 		deadletters.NewCommand(streams, &clusterNATS{env: env}, "kubectl falco-phantom dead-letters"),
 		demo.NewCommand(streams, getenv),

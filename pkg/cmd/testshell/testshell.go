@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -32,6 +33,9 @@ type options struct {
 	passwordFile, tokenFile string
 	insecure                bool
 	caFile                  string
+
+	respond, probe string
+	keepIsolated   bool
 }
 
 // Failed carries the outcome's exit code after the timeline is printed.
@@ -41,7 +45,8 @@ func (f *Failed) Error() string {
 	return fmt.Sprintf("test-shell %s: %s", f.Result.Outcome, f.Result.Error)
 }
 
-// ExitCode is 2 (no alert in SOAR in time), 3 (exec failed) or 4 (SOAR unreachable).
+// ExitCode is 2 (no alert in SOAR in time), 3 (exec failed), 4 (SOAR
+// unreachable) or 6 (the response did not happen or hold).
 func (f *Failed) ExitCode() int { return f.Result.Outcome.ExitCode() }
 
 // NewCommand returns the test-shell command.
@@ -60,12 +65,24 @@ By default a short-lived pod is created (and deleted afterwards) in the
 pipeline's namespace; --pod picks an existing one. SOAR is read the way
 install configured it (the mock through the API server), or at --phantom-url.
 
+With --respond isolate the test goes on to the response: the created pod (in
+-n, default "default": the responder never acts in the pipeline's namespace)
+must reach the responder's Service before the shell; then the case's
+playbook must isolate it through the responder, its connection must be cut
+while it keeps running, and once released by this command it must connect
+again. The timeline shows each step and the time from the shell to the
+isolated pod. It needs install --responder, and a playbook that isolates on
+"Terminal shell in container" (install --mock-phantom --responder sets one).
+
 Exit codes: 0 passed, 2 no alert in SOAR in time, 3 the shell could not be
-opened, 4 SOAR unreachable, 5 the cluster unreachable. On failure the command says which hop to look at
-(Falco, falcosidekick, NATS, the forwarder) and what it found there.`,
+opened, 4 SOAR unreachable, 5 the cluster unreachable, 6 the response did not
+happen, did not hold, or could not be undone. On failure the command says which hop to look at
+(Falco, falcosidekick, NATS, the forwarder, the responder) and what it found there.`,
 		Example: `  kubectl falco-phantom test-shell
   kubectl falco-phantom test-shell -n shop --pod web-7c9f8d5b6-x2kqz -c nginx
   kubectl falco-phantom test-shell -o json | jq .latencyNanoseconds
+  # the whole loop: shell -> Falco -> case -> playbook -> responder -> isolated pod
+  kubectl falco-phantom test-shell --respond isolate
   # keep the shell open, like the original demo's kubectl exec -it ... sh
   kubectl falco-phantom test-shell --interactive`,
 		Args: cobra.NoArgs,
@@ -86,6 +103,9 @@ opened, 4 SOAR unreachable, 5 the cluster unreachable. On failure the command sa
 	f.StringVar(&o.tokenFile, "phantom-token-file", "", "file holding a SOAR token (or $PHANTOM_TOKEN)")
 	f.BoolVar(&o.insecure, "phantom-insecure-skip-tls-verify", false, "do not verify SOAR's certificate")
 	f.StringVar(&o.caFile, "phantom-ca-file", "", "PEM file of CAs to trust for SOAR's certificate (--phantom-url)")
+	f.StringVar(&o.respond, "respond", "", `also prove the response: "isolate" waits for the playbook to isolate the pod through the responder, checks that its connection is cut, then releases it`)
+	f.StringVar(&o.probe, "respond-probe", "", "with --respond: the Service (NAMESPACE/NAME) the pod must reach before and not once isolated (default: the responder's own)")
+	f.BoolVar(&o.keepIsolated, "keep-isolated", false, "with --respond: leave the pod isolated (with --keep-pod, for a look)")
 	output.AddFlag(cmd, &o.output)
 	return cmd
 }
@@ -94,6 +114,19 @@ opened, 4 SOAR unreachable, 5 the cluster unreachable. On failure the command sa
 // else the pipeline's.
 func (o *options) Complete(*cobra.Command, []string) error {
 	o.test.Namespace = o.env.NamespaceOr(o.test.InstallNamespace)
+	if o.respond != "" {
+		// The responder never acts in the pipeline's namespace.
+		o.test.Namespace = o.env.NamespaceOr("default")
+		rc := &shelltest.RespondCheck{ProbeNamespace: o.test.InstallNamespace, ProbeService: responderService, KeepIsolated: o.keepIsolated}
+		if o.probe != "" {
+			ns, name, ok := strings.Cut(o.probe, "/")
+			if !ok || ns == "" || name == "" {
+				return fmt.Errorf("--respond-probe %q: write NAMESPACE/NAME of a Service", o.probe)
+			}
+			rc.ProbeNamespace, rc.ProbeService = ns, name
+		}
+		o.test.Respond = rc
+	}
 	o.test.In, o.test.Out = o.env.Streams.In, o.env.Streams.Out
 	if o.output == output.Table {
 		o.test.Progress = o.env.Streams.ErrOut
@@ -101,7 +134,15 @@ func (o *options) Complete(*cobra.Command, []string) error {
 	return nil
 }
 
-func (o *options) Validate() error { return o.output.Validate() }
+func (o *options) Validate() error {
+	if o.respond != "" && o.respond != "isolate" {
+		return fmt.Errorf("--respond %q: isolate is the response test-shell can prove", o.respond)
+	}
+	if o.respond == "" && (o.probe != "" || o.keepIsolated) {
+		return fmt.Errorf("--respond-probe and --keep-isolated go with --respond isolate")
+	}
+	return o.output.Validate()
+}
 
 func (o *options) Run(ctx context.Context) error {
 	c, err := o.env.Connect(ctx)
@@ -163,9 +204,36 @@ func (o *options) soar(ctx context.Context, c *cli.Cluster) (*shelltest.SOAR, er
 	return &shelltest.SOAR{URL: o.phantomURL, Client: client}, nil
 }
 
+// responseRows are the timeline's rows of the response check.
+func responseRows(tw io.Writer, rt *shelltest.ResponseTimeline, clock func(time.Time) string) {
+	if rt.Isolated != nil {
+		fmt.Fprintf(tw, "  %s\tpod isolated\tlabel falco-phantom.io/isolated=%s, NetworkPolicy %s\n", clock(*rt.Isolated), rt.IsolatedFor, rt.Policy)
+		fmt.Fprintf(tw, "  total\t%s\tfrom the shell to the isolated pod\n", rt.Latency.Round(time.Millisecond))
+	}
+	if rt.Blocked != nil {
+		running := "the pod still runs, for forensics"
+		if !rt.StillRunning {
+			running = "the pod no longer runs"
+		}
+		fmt.Fprintf(tw, "  %s\tconnection cut\t%s refused to the pod; %s\n", clock(*rt.Blocked), rt.Probe, running)
+	}
+	for _, n := range rt.Notes {
+		fmt.Fprintf(tw, "  \tnote in the case\t%s\n", n)
+	}
+	if rt.Released != nil {
+		fmt.Fprintf(tw, "  %s\treleased\tby this command\n", clock(*rt.Released))
+	}
+	if rt.Restored != nil {
+		fmt.Fprintf(tw, "  %s\tconnection back\t%s reached again\n", clock(*rt.Restored), rt.Probe)
+	}
+}
+
 // Timeline prints a result for people.
 func Timeline(w io.Writer, r *shelltest.Result) error {
 	verdict := "passed: the alert is a case in SOAR"
+	if r.Response != nil {
+		verdict = "passed: the alert is a case in SOAR, and its playbook isolated the pod"
+	}
 	if r.Outcome != shelltest.Passed {
 		verdict = "FAILED (" + string(r.Outcome) + ")"
 	}
@@ -186,6 +254,9 @@ func Timeline(w io.Writer, r *shelltest.Result) error {
 		fmt.Fprintf(tw, "  %s\tseen in SOAR\tby this command, at %s\n", clock(*r.Found), r.SOARURL)
 		fmt.Fprintf(tw, "  total\t%s\tfrom the shell to the case\n", r.Latency.Round(time.Millisecond))
 	}
+	if rt := r.Response; rt != nil {
+		responseRows(tw, rt, clock)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -201,3 +272,7 @@ func Timeline(w io.Writer, r *shelltest.Result) error {
 	}
 	return nil
 }
+
+// responderService is the responder's Service, which install --responder
+// names after its release.
+const responderService = "falco-phantom-responder"

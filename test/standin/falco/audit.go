@@ -1,10 +1,14 @@
 // Package falcostandin stands in for Falco's detection where Falco cannot
-// run (the hostlab has no Falco image and no way to load its driver). It
-// is NOT a detection: it follows the API server's audit log, and for every
+// run (a hostlab whose upstream folder holds no Falco). It is NOT a
+// detection: it follows the API server's audit log, and for every
 // `pods/exec` request that opens a shell with a terminal (what Falco's rule
 // "Terminal shell in container" fires on: a shell binary, a TTY) it posts
 // the alert Falco would emit for that shell to falcosidekick, the way
 // Falco's HTTP output does. Everything after that hop is the real pipeline.
+//
+// Its command (cmd/falco-standin, image falco-phantom/falco-standin) runs in
+// the Falco container of the real Falco chart's DaemonSet, configured by
+// that chart's falco.yaml (see command.go).
 //
 // It lives in test/standin/falco; it is named falcostandin so that it reads
 // apart from pkg/falco, the event model it uses.
@@ -26,10 +30,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/falco"
 )
@@ -105,29 +105,19 @@ func ParseExec(line []byte) (Exec, bool) {
 	}, true
 }
 
-// Alert is the alert Falco would raise for the exec into pod: the rule,
-// its priority, the container (id as Falco shortens it) and the command
-// line as Falco renders proc.cmdline (the process name, then the arguments).
-func Alert(x Exec, pod *corev1.Pod, hostname string) *falco.Event {
-	container := x.Container
-	if container == "" && len(pod.Spec.Containers) > 0 {
-		container = pod.Spec.Containers[0].Name
-	}
-	var id, image, tag string
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name == container {
-			_, full, _ := strings.Cut(cs.ContainerID, "://")
-			id = full[:min(12, len(full))]
-			image = cs.Image
-			if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-				image, tag = image[:i], image[i+1:]
-			}
-		}
+// Alert is the alert Falco would raise for the exec into the container:
+// the rule, its priority, the container (id as Falco shortens it) and the
+// command line as Falco renders proc.cmdline (the process name, then the
+// arguments).
+func Alert(x Exec, c Container, hostname string) *falco.Event {
+	image, tag := c.Image, ""
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image, tag = image[:i], image[i+1:]
 	}
 	cmdline := strings.Join(append([]string{path.Base(x.Command[0])}, x.Command[1:]...), " ")
 	return falco.ShellEvent(falco.ShellSpec{
-		Time: time.Now().UTC(), Hostname: hostname, ContainerID: id, ContainerName: container, Image: image, ImageTag: tag,
-		Namespace: x.Namespace, Pod: x.Pod, CommandLine: cmdline,
+		Time: time.Now().UTC(), Hostname: hostname, ContainerID: c.ID[:min(12, len(c.ID))], ContainerName: c.Name,
+		Image: image, ImageTag: tag, Namespace: x.Namespace, Pod: x.Pod, CommandLine: cmdline,
 	})
 }
 
@@ -135,7 +125,8 @@ func Alert(x Exec, pod *corev1.Pod, hostname string) *falco.Event {
 type Watcher struct {
 	// LogPath is the API server's --audit-log-path.
 	LogPath string
-	Kube    kubernetes.Interface
+	// Containers finds the container of an exec.
+	Containers Containers
 	// SidekickURL is falcosidekick's address (Falco's http_output url).
 	SidekickURL string
 	Hostname    string
@@ -182,11 +173,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 }
 
 func (w *Watcher) alert(ctx context.Context, x Exec) error {
-	pod, err := w.Kube.CoreV1().Pods(x.Namespace).Get(ctx, x.Pod, metav1.GetOptions{})
+	c, err := w.Containers.Find(x.Namespace, x.Pod, x.Container)
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(Alert(x, pod, w.Hostname))
+	body, err := json.Marshal(Alert(x, c, w.Hostname))
 	if err != nil {
 		return err
 	}

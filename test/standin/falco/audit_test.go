@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-
 	falcostandin "github.com/falco-phantom/kubectl-falco-phantom/test/standin/falco"
 )
 
@@ -37,13 +35,8 @@ func TestOnlyShellsWithATerminalAreAlerts(t *testing.T) {
 func TestAlertIsWhatFalcoEmits(t *testing.T) {
 	t.Parallel()
 	x, _ := falcostandin.ParseExec([]byte(execWithTTY))
-	pod := &corev1.Pod{
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}}},
-		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
-			Name: "web", ContainerID: "containerd://0c30aac0e6f0d3b1c5e9f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f", Image: "docker.io/library/nginx:1.27",
-		}}},
-	}
-	ev := falcostandin.Alert(x, pod, "node-1")
+	c := falcostandin.Container{ID: "0c30aac0e6f0d3b1c5e9f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f", Name: "web", Image: "docker.io/library/nginx:1.27"}
+	ev := falcostandin.Alert(x, c, "node-1")
 	f := ev.OutputFields
 	if ev.Rule != "Terminal shell in container" || ev.Subject() != "falco.notice.terminal_shell_in_container" ||
 		f.String("container.id") != "0c30aac0e6f0" || f.String("proc.name") != "sh" ||
