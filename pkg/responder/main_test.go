@@ -62,6 +62,16 @@ func start(t *testing.T, namespaces []string, mutate ...func(*responder.Config))
 // startAs is start acting with kube's rights.
 func startAs(t *testing.T, kube kubernetes.Interface, namespaces []string, mutate ...func(*responder.Config)) *running {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOn(t, ln, kube, namespaces, mutate...)
+}
+
+// startOn is startAs serving on ln.
+func startOn(t *testing.T, ln net.Listener, kube kubernetes.Interface, namespaces []string, mutate ...func(*responder.Config)) *running {
+	t.Helper()
 	dir := t.TempDir()
 	b, err := pki.NewServer("responder test CA", []string{"127.0.0.1", "localhost"}, time.Now())
 	if err != nil {
@@ -80,10 +90,6 @@ func startAs(t *testing.T, kube kubernetes.Interface, namespaces []string, mutat
 	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := responder.New(cfg, kube, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
