@@ -30,13 +30,13 @@ demo: ## Run the whole pipeline on this machine (embedded NATS, forwarder, mock 
 ##@ Build
 
 .PHONY: build
-build: ## Build the plugin, its completion helper, the forwarder, the mock SOAR and the demo into bin/.
+build: ## Build the plugin, its completion helper, the forwarder, the responder, the mock SOAR and the demo into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ \
 		./cmd/kubectl-falco_phantom ./cmd/kubectl_complete-falco_phantom \
-		./cmd/falco-phantom-forwarder ./mockphantom/cmd/mockphantom ./cmd/falco-phantom-demo
+		./cmd/falco-phantom-forwarder ./cmd/falco-phantom-responder ./mockphantom/cmd/mockphantom ./cmd/falco-phantom-demo
 
 .PHONY: images
-images: ## Build the forwarder and mock SOAR images without Docker into bin/images.tar (build/images).
+images: ## Build the forwarder, responder and mock SOAR images without Docker into bin/images.tar (build/images).
 	$(GO) run ./build/images -o $(BIN)/images.tar --tag $(VERSION)
 
 DIST_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64

@@ -7,11 +7,14 @@ import (
 	"io/fs"
 )
 
-//go:embed all:falco-phantom-forwarder all:mockphantom
+//go:embed all:falco-phantom-forwarder all:falco-phantom-responder all:mockphantom
 var files embed.FS
 
 // Forwarder is the chart of the forwarder.
 func Forwarder() fs.FS { return sub("falco-phantom-forwarder") }
+
+// Responder is the chart of the responder.
+func Responder() fs.FS { return sub("falco-phantom-responder") }
 
 // MockPhantom is the chart of the mock SOAR server.
 func MockPhantom() fs.FS { return sub("mockphantom") }

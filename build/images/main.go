@@ -1,5 +1,5 @@
-// Command build-images builds this project's container images (forwarder
-// and mock SOAR) without Docker and writes them into one docker-archive
+// Command build-images builds this project's container images (forwarder,
+// responder and mock SOAR) without Docker and writes them into one docker-archive
 // tarball, ready for `ctr -n k8s.io images import`, `docker load` or
 // `kind load image-archive`:
 //
@@ -40,8 +40,8 @@ func newCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	o := options{output: "bin/images.tar", registry: images.DefaultRegistry, tag: version.Version, arch: runtime.GOARCH}
 	cmd := &cobra.Command{
 		Use:   "build-images",
-		Short: "Build the forwarder and mock SOAR images without Docker into one docker-archive tarball",
-		Long: `Build this project's container images (forwarder and mock SOAR) without
+		Short: "Build the forwarder, responder and mock SOAR images without Docker into one docker-archive tarball",
+		Long: `Build this project's container images (forwarder, responder and mock SOAR) without
 Docker and write them into one docker-archive tarball, ready for
 "ctr -n k8s.io images import", "docker load" or "kind load image-archive".
 Run it from the module root (make images does).`,

@@ -86,3 +86,22 @@ func TestBuildIsReproducibleAndRunnable(t *testing.T) {
 		t.Error("image lacks the CA certificates of this machine")
 	}
 }
+
+// The responder's image runs its binary as non-root and exposes its
+// HTTPS port.
+func TestResponderImage(t *testing.T) {
+	t.Parallel()
+	ref := images.Ref(images.DefaultRegistry, images.ResponderRepo, "0.1.0")
+	img, err := images.Build(images.Responder(ref, []byte("\x7fELF responder"), "arm64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cf.Config.ExposedPorts["8443/tcp"]; !ok || cf.Config.User != "65532:65532" ||
+		cf.Config.Entrypoint[0] != "/usr/local/bin/falco-phantom-responder" || cf.Architecture != "arm64" {
+		t.Errorf("responder image config = %+v", cf.Config)
+	}
+}

@@ -115,7 +115,7 @@ func NATSServerRef(version string) string {
 type LabOptions struct {
 	// ModuleDir is the root of this module's checkout.
 	ModuleDir string
-	// Tag of the project's images (forwarder and mock SOAR).
+	// Tag of the project's images (forwarder, responder and mock SOAR).
 	Tag string
 	// Busybox is a static busybox binary; default /bin/busybox.
 	Busybox string
@@ -133,7 +133,7 @@ type LabOptions struct {
 }
 
 // Lab builds every image a lab cluster runs the pipeline with, by
-// reference: this project's forwarder and mock SOAR (exactly as Project
+// reference: this project's forwarder, responder and mock SOAR (exactly as Project
 // builds them for users), a NATS server built from the nats-server module
 // this module requires and the shell image; with an upstream folder also
 // falcosidekick (FalcosidekickRef) and either Falco (FalcoRef) or the
@@ -154,7 +154,7 @@ func Lab(ctx context.Context, o LabOptions) (map[string]v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	progress("built the forwarder and mock SOAR images %s in %s", o.Tag, time.Since(begin).Round(100*time.Millisecond))
+	progress("built the forwarder, responder and mock SOAR images %s in %s", o.Tag, time.Since(begin).Round(100*time.Millisecond))
 	begin = time.Now()
 	natsVersion, err := ModuleVersion(ctx, o.ModuleDir, NATSServerModule)
 	if err != nil {

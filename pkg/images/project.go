@@ -16,6 +16,7 @@ const (
 	DefaultRegistry = "ghcr.io"
 	ForwarderRepo   = "falco-phantom/falco-phantom-forwarder"
 	MockPhantomRepo = "falco-phantom/mockphantom"
+	ResponderRepo   = "falco-phantom/falco-phantom-responder"
 	module          = "github.com/falco-phantom/kubectl-falco-phantom"
 )
 
@@ -38,6 +39,23 @@ func Forwarder(ref string, binary []byte, arch string) Spec {
 		Arch:       arch,
 		Labels: map[string]string{
 			"org.opencontainers.image.title":  "falco-phantom-forwarder",
+			"org.opencontainers.image.source": "https://" + module,
+		},
+	}
+}
+
+// Responder is the responder's image around its static binary. Its
+// certificate, key and token come from mounted Secrets; it writes nothing.
+func Responder(ref string, binary []byte, arch string) Spec {
+	return Spec{
+		Ref:        ref,
+		Files:      append(BaseFiles(), File{Path: "/usr/local/bin/falco-phantom-responder", Data: binary, Mode: 0o755}),
+		Entrypoint: []string{"/usr/local/bin/falco-phantom-responder"},
+		User:       fmt.Sprintf("%d:%d", NonRoot, NonRoot),
+		Ports:      []string{"8443/tcp"},
+		Arch:       arch,
+		Labels: map[string]string{
+			"org.opencontainers.image.title":  "falco-phantom-responder",
 			"org.opencontainers.image.source": "https://" + module,
 		},
 	}
@@ -82,7 +100,7 @@ func GoBuild(ctx context.Context, dir, pkg, arch, version string) ([]byte, error
 	return os.ReadFile(out)
 }
 
-// Project builds this project's two images (forwarder and mock SOAR) for
+// Project builds this project's images (forwarder, responder and mock SOAR) for
 // linux/arch from the module in dir, tagged tag under registry.
 func Project(ctx context.Context, dir, registry, tag, arch string) (map[string]v1.Image, error) {
 	out := map[string]v1.Image{}
@@ -91,6 +109,7 @@ func Project(ctx context.Context, dir, registry, tag, arch string) (map[string]v
 		spec      func(string, []byte, string) Spec
 	}{
 		{"./cmd/falco-phantom-forwarder", ForwarderRepo, Forwarder},
+		{"./cmd/falco-phantom-responder", ResponderRepo, Responder},
 		{"./mockphantom/cmd/mockphantom", MockPhantomRepo, MockPhantom},
 	} {
 		bin, err := GoBuild(ctx, dir, item.pkg, arch, tag)

@@ -11,6 +11,9 @@ const (
 	MockPhantom Component = "mockphantom"
 	// Forwarder is the forwarder (this project's chart).
 	Forwarder Component = "forwarder"
+	// Responder is the service SOAR playbooks call to act on the cluster
+	// (this project's chart).
+	Responder Component = "responder"
 	// Falco is Falco with falcosidekick (the upstream chart).
 	Falco Component = "falco"
 )
@@ -20,6 +23,7 @@ const (
 	ReleaseNATS      = "nats"
 	ReleaseMock      = "mockphantom"
 	ReleaseForwarder = "falco-phantom-forwarder"
+	ReleaseResponder = "falco-phantom-responder"
 	ReleaseFalco     = "falco"
 )
 
@@ -29,12 +33,15 @@ const (
 	ForwarderHealthPort = 8081
 	// MockPhantomPort serves the mock SOAR's REST API and web page.
 	MockPhantomPort = 8080
+	// ResponderPort serves the responder's HTTPS API, health and metrics.
+	ResponderPort = 8443
 )
 
 // Components lists every component in install order: NATS first so that
-// nothing waits for it, Falco last so that its first alerts find the
-// pipeline ready. Uninstall goes the other way.
-func Components() []Component { return []Component{NATS, MockPhantom, Forwarder, Falco} }
+// nothing waits for it, the responder after the forwarder, Falco last so
+// that its first alerts find the pipeline ready. Uninstall goes the other
+// way.
+func Components() []Component { return []Component{NATS, MockPhantom, Forwarder, Responder, Falco} }
 
 // Release is the component's Helm release, which is also the
 // app.kubernetes.io/instance label of its pods.
@@ -46,6 +53,8 @@ func (c Component) Release() string {
 		return ReleaseMock
 	case Forwarder:
 		return ReleaseForwarder
+	case Responder:
+		return ReleaseResponder
 	case Falco:
 		return ReleaseFalco
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
@@ -34,6 +35,12 @@ const (
 	SecretSOARCA = "falco-phantom-soar-ca"
 	// SecretNATSCreds holds the forwarder's NATS credentials file.
 	SecretNATSCreds = "falco-phantom-nats-creds"
+	// SecretResponderTLS holds the responder's CA and certificate (ca.crt,
+	// tls.crt, tls.key), unless the user gives one.
+	SecretResponderTLS = "falco-phantom-responder-tls"
+	// SecretResponderToken holds the bearer token the responder accepts
+	// (key token).
+	SecretResponderToken = "falco-phantom-responder-token"
 	// StateConfigMap records what install created (never secrets), so that
 	// uninstall removes exactly that and status knows what to check.
 	StateConfigMap = "falco-phantom-install"
@@ -108,6 +115,20 @@ type Options struct {
 	// KEDA scales the forwarder with the NATS backlog, down to zero.
 	KEDA bool
 
+	// Responder installs the service SOAR playbooks call to act on the
+	// cluster (docs/respond.md).
+	Responder bool
+	// ResponderNamespaces are where its actions may happen;
+	// respond.AllNamespaces for all but the install namespace and
+	// kube-system.
+	ResponderNamespaces []string
+	// ResponderActions are the actions it allows.
+	ResponderActions []respond.Action
+	// ResponderTLSSecret names an existing Secret (tls.crt, tls.key, and
+	// ca.crt for the callers) to serve with instead of the one install
+	// generates.
+	ResponderTLSSecret string
+
 	Runtime Runtime
 	// InstallKubeless also deploys Kubeless's controllers (only where they
 	// can run), from KubelessManifests.
@@ -131,6 +152,7 @@ func Defaults() Options {
 		FalcoChart: DefaultFalcoChart, MockPersistence: true, PhantomLabel: "events", Subjects: []string{"falco.>"},
 		ForwarderReplicas: 1, GroupWindow: 5 * time.Minute, ImageTag: version.Version, Wait: true, Timeout: 5 * time.Minute,
 		Runtime: RuntimeDefault, KubelessManifests: DefaultKubelessManifests,
+		ResponderNamespaces: []string{respond.AllNamespaces}, ResponderActions: respond.DefaultActions(),
 	}
 }
 
@@ -242,6 +264,7 @@ func (o *Options) Validate() error {
 	if strings.TrimSpace(o.PhantomLabel) == "" {
 		add("{PhantomLabel} is empty")
 	}
+	errs = append(errs, o.validateResponder()...)
 	return errs.Err()
 }
 

@@ -125,6 +125,19 @@ func (l online) NamespaceExists(ctx context.Context, name string) (bool, error) 
 	return false, fmt.Errorf("look up namespace %s: %w", name, err)
 }
 
+func (l online) namespaceKnown(ctx context.Context, name string) (exists, known bool, err error) {
+	_, err = l.kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return true, true, nil
+	case apierrors.IsNotFound(err):
+		return false, true, nil
+	case apierrors.IsForbidden(err):
+		return false, false, nil
+	}
+	return false, false, fmt.Errorf("look up namespace %s: %w", name, err)
+}
+
 func (l online) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 	return l.kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 }
@@ -150,6 +163,11 @@ func NewPlan(ctx context.Context, o Options, lookups Lookups) (*Plan, error) {
 	if err := s.planSecrets(ctx, p, lookups); err != nil {
 		return nil, err
 	}
+	if o.Responder {
+		if err := s.planResponder(ctx, p, lookups); err != nil {
+			return nil, err
+		}
+	}
 	if p.Releases, err = s.releases(); err != nil {
 		return nil, err
 	}
@@ -171,6 +189,12 @@ func NewPlan(ctx context.Context, o Options, lookups Lookups) (*Plan, error) {
 	record.NATSURL, record.PhantomURL, record.Mock = s.natsURL, s.phantomURL, o.MockPhantom
 	record.InsecureSkipTLSVerify, record.Runtime = o.InsecureSkipTLSVerify, o.Runtime
 	record.CredentialsSecret, record.CASecret = s.credentialsSecret, s.caSecret
+	if o.Responder {
+		record.Responder = &ResponderState{
+			Namespaces: o.ResponderNamespaces, Actions: o.ResponderActions, URL: ResponderURL(o.Namespace),
+			TLSSecret: s.responderTLS, TokenSecret: SecretResponderToken,
+		}
+	}
 	for _, ps := range p.Secrets {
 		record.addSecret(ps.Secret.Name)
 	}

@@ -26,6 +26,9 @@ type access struct {
 	verb, group, resource string
 	// clusterWide is true for cluster-scoped resources.
 	clusterWide bool
+	// namespace is where a namespaced resource is, when not in the
+	// install namespace (the responder's Roles in the namespaces it acts in).
+	namespace string
 }
 
 func (a access) String() string {
@@ -41,10 +44,10 @@ func (a access) String() string {
 func (p *Plan) ownNeeds() []access {
 	var out []access
 	if p.CreateNamespace {
-		out = append(out, access{"create", "", "namespaces", true})
+		out = append(out, access{"create", "", "namespaces", true, ""})
 	}
 	for _, r := range []string{"secrets", "configmaps"} {
-		out = append(out, access{"create", "", r, false}, access{"update", "", r, false})
+		out = append(out, access{"create", "", r, false, ""}, access{"update", "", r, false, ""})
 	}
 	return out
 }
@@ -64,7 +67,8 @@ func (in *Installer) chartNeeds(ctx context.Context, p *Plan) (needs []access, p
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", r.Component, err)
 		}
-		for _, gvk := range kinds {
+		for _, k := range kinds {
+			gvk := k.gvk
 			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 			switch {
 			case meta.IsNoMatchError(err):
@@ -74,8 +78,12 @@ func (in *Installer) chartNeeds(ctx context.Context, p *Plan) (needs []access, p
 				return nil, nil, fmt.Errorf("%s: look up %s: %w", r.Component, gvk, err)
 			}
 			clusterWide := m.Scope.Name() == meta.RESTScopeNameRoot
+			ns := k.namespace
+			if clusterWide || ns == p.Namespace {
+				ns = ""
+			}
 			for _, verb := range []string{"create", "patch"} {
-				if a := (access{verb, m.Resource.Group, m.Resource.Resource, clusterWide}); !slices.Contains(needs, a) {
+				if a := (access{verb, m.Resource.Group, m.Resource.Resource, clusterWide, ns}); !slices.Contains(needs, a) {
 					needs = append(needs, a)
 				}
 			}
@@ -92,11 +100,18 @@ func kindHint(gvk schema.GroupVersionKind) string {
 	return ""
 }
 
+// objectKind is a kind of object a manifest holds, in the namespace its
+// objects name ("" for the release's).
+type objectKind struct {
+	gvk       schema.GroupVersionKind
+	namespace string
+}
+
 // objectKinds lists the kinds of the objects in a rendered manifest, each
-// once, in order (the manifest holds no test hooks: pkg/helm leaves them
-// out, since an install does not create them).
-func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
-	var out []schema.GroupVersionKind
+// once per namespace, in order (the manifest holds no test hooks: pkg/helm
+// leaves them out, since an install does not create them).
+func objectKinds(manifest string) ([]objectKind, error) {
+	var out []objectKind
 	dec := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
 	for {
 		doc, err := dec.Read()
@@ -109,6 +124,9 @@ func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
 		var obj struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
+			Metadata   struct {
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
 		}
 		if err := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(doc), 4096).Decode(&obj); err != nil || obj.Kind == "" {
 			continue // comments only
@@ -117,8 +135,8 @@ func objectKinds(manifest string) ([]schema.GroupVersionKind, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", obj.Kind, err)
 		}
-		if gvk := gv.WithKind(obj.Kind); !slices.Contains(out, gvk) {
-			out = append(out, gvk)
+		if k := (objectKind{gv.WithKind(obj.Kind), obj.Metadata.Namespace}); !slices.Contains(out, k) {
+			out = append(out, k)
 		}
 	}
 }
@@ -161,7 +179,13 @@ func (in *Installer) allowed(ctx context.Context, namespace string, needs []acce
 		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authv1.ResourceAttributes{Verb: a.verb, Group: a.group, Resource: a.resource},
 		}}
-		if !a.clusterWide {
+		where := "in namespace " + namespace
+		switch {
+		case a.clusterWide:
+			where = "cluster-wide"
+		case a.namespace != "":
+			review.Spec.ResourceAttributes.Namespace, where = a.namespace, "in namespace "+a.namespace
+		default:
 			review.Spec.ResourceAttributes.Namespace = namespace
 		}
 		res, err := in.Kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
@@ -169,10 +193,6 @@ func (in *Installer) allowed(ctx context.Context, namespace string, needs []acce
 			return fmt.Errorf("check permissions: %w", err)
 		}
 		if !res.Status.Allowed {
-			where := "in namespace " + namespace
-			if a.clusterWide {
-				where = "cluster-wide"
-			}
 			denied = append(denied, a.String()+" ("+where+")")
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	fakediscovery "k8s.io/client-go/discovery/fake"
@@ -95,5 +96,26 @@ func TestPreflightAsksForWhatTheChartsCreate(t *testing.T) {
 	in.Kube = (&fakeCluster{}).client()
 	if err := in.Preflight(context.Background(), o); err == nil || !strings.Contains(err.Error(), "serves no keda.sh/v1alpha1 ScaledObject (install KEDA first") {
 		t.Errorf("Preflight with --keda on a cluster without KEDA = %v", err)
+	}
+}
+
+// The responder's Roles are asked for in the namespaces it acts in, where
+// its chart puts them.
+func TestPreflightAsksForTheResponderRolesWhereTheyGo(t *testing.T) {
+	t.Parallel()
+	o := install.Defaults()
+	o.MockPhantom, o.NATSURL, o.SkipFalco = true, "nats://nats:4222", true
+	o.Responder, o.ResponderNamespaces = true, []string{"shop", "web"}
+	f := &fakeCluster{denied: map[string]bool{"create roles.rbac.authorization.k8s.io": true}}
+	kube := f.client()
+	for _, ns := range []string{"shop", "web"} {
+		if _, err := kube.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := (&install.Installer{Helm: helm.New(nil, nil), Kube: kube}).Preflight(context.Background(), o)
+	want := "missing permissions: create roles.rbac.authorization.k8s.io (in namespace shop), create roles.rbac.authorization.k8s.io (in namespace web)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Preflight = %v, want %q", err, want)
 	}
 }

@@ -1,10 +1,13 @@
 package install
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 )
 
 func TestRedactSecretsOfUpstreamCharts(t *testing.T) {
@@ -38,5 +41,41 @@ func TestRedactSecretsOfUpstreamCharts(t *testing.T) {
 	}
 	if s.Kind != "Secret" || s.Data["SLACK_WEBHOOKURL"] != "REDACTED" || s.StringData["SMTP_PASSWORD"] != "REDACTED" {
 		t.Errorf("redacted Secret: %+v", s)
+	}
+}
+
+// --dry-run prints none of the responder's secrets: not its token, not
+// its key, not even its certificates (they change with every plan made
+// offline).
+func TestRenderNeverPrintsTheResponderSecrets(t *testing.T) {
+	t.Parallel()
+	o := Defaults()
+	o.MockPhantom, o.Responder, o.NATSURL, o.SkipFalco = true, true, "nats://nats:4222", true
+	p, err := NewPlan(context.Background(), o, Offline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, ps := range p.Secrets {
+		for _, v := range ps.Secret.StringData {
+			values = append(values, v)
+		}
+	}
+	if len(values) < 7 { // mock user, password, token; the forwarder's token; responder token, ca, cert, key
+		t.Fatalf("only %d secret values planned", len(values))
+	}
+	out, err := (&Installer{Helm: helm.New(nil, nil)}).Render(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		if v != "admin" && strings.Contains(out, v) {
+			t.Errorf("--dry-run printed a secret value (%d bytes)", len(v))
+		}
+	}
+	for _, marker := range []string{"PRIVATE KEY", "BEGIN CERTIFICATE"} {
+		if strings.Contains(out, marker) {
+			t.Errorf("--dry-run printed a %s", marker)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/phantom"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -43,6 +44,12 @@ func TestRenderGolden(t *testing.T) {
 		}},
 		{"existing-secret", func(o *install.Options) {
 			o.PhantomURL, o.PhantomSecret, o.PhantomLabel = "https://soar.example.com", "soar-creds", "falco"
+		}},
+		{"responder-mock", func(o *install.Options) { o.MockPhantom, o.Responder = true, true }},
+		{"responder-namespaces", func(o *install.Options) {
+			o.PhantomURL, o.PhantomAuth = "https://soar.example.com:8443", phantom.Auth{Token: "secret-token-never-printed"}
+			o.Responder, o.ResponderNamespaces, o.ResponderTLSSecret = true, []string{"shop", "web"}, "my-responder-tls"
+			o.ResponderActions = respond.Actions()
 		}},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/version"
 )
 
@@ -33,12 +34,27 @@ type State struct {
 	// CASecret holds CA certificates to trust for SOAR, if any.
 	CASecret              string `json:"caSecret,omitempty"`
 	InsecureSkipTLSVerify bool   `json:"insecureSkipTLSVerify,omitempty"`
+	// Responder is how the responder was installed, if it was.
+	Responder *ResponderState `json:"responder,omitempty"`
 	// Runtime of the forwarder; the Kubeless objects and CRDs install created.
 	Runtime         Runtime   `json:"runtime,omitempty"`
 	KubelessObjects []string  `json:"kubelessObjects,omitempty"`
 	KubelessCRDs    []string  `json:"kubelessCRDs,omitempty"`
 	Version         string    `json:"installedBy"`
 	Updated         time.Time `json:"updated"`
+}
+
+// ResponderState is how the responder was installed.
+type ResponderState struct {
+	// Namespaces and Actions are what it may act in and do.
+	Namespaces []string         `json:"namespaces"`
+	Actions    []respond.Action `json:"actions"`
+	// URL is its address inside the cluster.
+	URL string `json:"url"`
+	// TLSSecret holds its certificate (and the CA callers trust),
+	// TokenSecret the bearer token callers send.
+	TLSSecret   string `json:"tlsSecret"`
+	TokenSecret string `json:"tokenSecret"`
 }
 
 // Has reports whether component was installed.

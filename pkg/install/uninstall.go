@@ -15,6 +15,20 @@ type UninstallOptions struct {
 	Namespace string
 	KeepNATS  bool
 	KeepFalco bool
+	// ReleaseIsolated releases the pods the responder isolated, with the
+	// caller's rights, and deletes the isolation policies left. Without
+	// it, isolation stays in place: the pods stay cut off for forensics.
+	ReleaseIsolated bool
+}
+
+// UninstallResult says what an uninstall left, or undid, of isolation.
+type UninstallResult struct {
+	// Isolated are the pods still isolated.
+	Isolated []IsolatedPod `json:"isolated"`
+	// Released are the pods ReleaseIsolated released.
+	Released []IsolatedPod `json:"released,omitempty"`
+	// IsolatedUnknown says why the isolated pods could not be listed.
+	IsolatedUnknown string `json:"isolatedUnknown,omitempty"`
 }
 
 // ErrNotInstalled says install never ran in the namespace.
@@ -23,15 +37,56 @@ var ErrNotInstalled = errors.New("nothing installed by kubectl falco-phantom her
 // Uninstall removes what install created in the namespace, as its record
 // says, and nothing else: releases (Falco first, NATS last), the Secrets
 // it wrote, the claims of the mock's and NATS's data, the record, and the
-// namespace if install created it and nothing is kept in it.
-func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
+// namespace if install created it and nothing is kept in it. Isolated
+// pods stay isolated unless o.ReleaseIsolated; the result lists them.
+func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) (*UninstallResult, error) {
 	state, err := ReadState(ctx, in.Kube, o.Namespace)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if state == nil {
-		return fmt.Errorf("namespace %s: %w (see kubectl falco-phantom status -n NAMESPACE)", o.Namespace, ErrNotInstalled)
+		return nil, fmt.Errorf("namespace %s: %w (see kubectl falco-phantom status -n NAMESPACE)", o.Namespace, ErrNotInstalled)
 	}
+	hadResponder := state.Has(Responder)
+	res, err := in.uninstall(ctx, o, state)
+	if !hadResponder && !o.ReleaseIsolated {
+		return res, err
+	}
+	isoErrs := in.isolation(ctx, o, res)
+	return res, errors.Join(append([]error{err}, isoErrs...)...)
+}
+
+// isolation lists the pods left isolated once the responder is gone, and
+// releases them when asked.
+func (in *Installer) isolation(ctx context.Context, o UninstallOptions, res *UninstallResult) []error {
+	pods, err := Isolated(ctx, in.Kube)
+	if err != nil && o.ReleaseIsolated {
+		return []error{err}
+	}
+	if err != nil {
+		res.IsolatedUnknown = err.Error()
+		in.progress("• could not check for isolated pods: %v", err)
+		return nil
+	}
+	if !o.ReleaseIsolated {
+		res.Isolated = pods
+		return nil
+	}
+	if len(pods) > 0 {
+		in.progress("• releasing %d isolated pod(s)", len(pods))
+	}
+	released, errs := in.releaseIsolated(ctx, pods)
+	res.Released = released
+	for _, p := range pods {
+		if !slices.Contains(released, p) {
+			res.Isolated = append(res.Isolated, p)
+		}
+	}
+	return errs
+}
+
+func (in *Installer) uninstall(ctx context.Context, o UninstallOptions, state *State) (*UninstallResult, error) {
+	res := &UninstallResult{}
 	keep := func(c Component) bool { return (c == NATS && o.KeepNATS) || (c == Falco && o.KeepFalco) }
 	var errs []error
 	if err := in.deleteKubeless(ctx, o.Namespace, state); err != nil {
@@ -57,7 +112,7 @@ func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
 	}
 	if len(errs) > 0 {
 		_ = writeState(ctx, in.Kube, o.Namespace, state)
-		return errors.Join(errs...)
+		return res, errors.Join(errs...)
 	}
 	secrets := in.Kube.CoreV1().Secrets(o.Namespace)
 	for _, s := range state.Secrets {
@@ -70,7 +125,7 @@ func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
 		state.Secrets = nil
 		errs = append(errs, writeState(ctx, in.Kube, o.Namespace, state))
 		in.progress("• kept %v in namespace %s", state.Components, o.Namespace)
-		return errors.Join(errs...)
+		return res, errors.Join(errs...)
 	}
 	if err := in.Kube.CoreV1().ConfigMaps(o.Namespace).Delete(ctx, StateConfigMap, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete install record: %w", err))
@@ -81,7 +136,7 @@ func (in *Installer) Uninstall(ctx context.Context, o UninstallOptions) error {
 			errs = append(errs, fmt.Errorf("delete namespace %s: %w", o.Namespace, err))
 		}
 	}
-	return errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
 
 // deleteClaims removes the PersistentVolumeClaims a component's release

@@ -22,6 +22,8 @@ type settings struct {
 	credentialsSecret string
 	// caSecret and natsCredsSecret are set when their data was given.
 	caSecret, natsCredsSecret string
+	// responderTLS holds the responder's certificate (with Responder).
+	responderTLS string
 }
 
 // releases lists the releases to apply, in install order.
@@ -44,6 +46,13 @@ func (s *settings) releases() ([]Release, error) {
 	}
 	if s.Runtime != RuntimeKubeless {
 		add(Forwarder, helm.Chart{Files: charts.Forwarder()}, s.forwarderValues())
+	}
+	if s.Responder {
+		values, err := s.responderValues()
+		if err != nil {
+			return nil, err
+		}
+		add(Responder, helm.Chart{Files: charts.Responder()}, values)
 	}
 	if !s.SkipFalco {
 		values, err := s.falcoValues()
@@ -127,19 +136,29 @@ func (s *settings) falcoValues() (map[string]any, error) {
 }
 
 func (s *settings) mockValues() map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"image":          map[string]any{"registry": s.imageRegistry(), "repository": images.MockPhantomRepo, "tag": s.ImageTag},
 		"existingSecret": SecretMock,
 		"labels":         []any{s.PhantomLabel},
 		"persistence":    map[string]any{"enabled": s.MockPersistence},
 	}
+	if p := s.mockPlaybooks(); p != nil {
+		v["playbooks"] = p
+	}
+	return v
+}
+
+// forwarderAuth is which keys of the SOAR credentials Secret the
+// forwarder and the responder read.
+func (s *settings) forwarderAuth() string {
+	if s.tokenAuth {
+		return "token"
+	}
+	return "basic"
 }
 
 func (s *settings) forwarderValues() map[string]any {
-	auth := "basic"
-	if s.tokenAuth {
-		auth = "token"
-	}
+	auth := s.forwarderAuth()
 	streamReplicas := 1
 	if s.NATSReplicas >= 3 {
 		streamReplicas = 3

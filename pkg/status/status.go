@@ -20,6 +20,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 )
 
 // Report is the status of one installation.
@@ -28,6 +29,7 @@ type Report struct {
 	Healthy    bool           `json:"healthy"`
 	Components []Component    `json:"components"`
 	Forwarder  *Forwarder     `json:"forwarder,omitempty"`
+	Responder  *Responder     `json:"responder,omitempty"`
 	Problems   []string       `json:"problems,omitempty"`
 	State      *install.State `json:"install"`
 }
@@ -57,6 +59,19 @@ type Forwarder struct {
 	PhantomURL       string `json:"phantomURL"`
 	// NotReady is the reason a pod gives for not being ready.
 	NotReady string `json:"notReady,omitempty"`
+}
+
+// Responder is what the responder may do, and the pods it left isolated.
+type Responder struct {
+	Pods       int              `json:"pods"`
+	ReadyPods  int              `json:"readyPods"`
+	URL        string           `json:"url"`
+	Namespaces []string         `json:"namespaces"`
+	Actions    []respond.Action `json:"actions"`
+	// Isolated are the isolated pods of every namespace the caller may
+	// read; IsolatedUnknown says why they could not be listed.
+	Isolated        []install.IsolatedPod `json:"isolated"`
+	IsolatedUnknown string                `json:"isolatedUnknown,omitempty"`
 }
 
 // Checker builds reports.
@@ -111,7 +126,36 @@ func (c *Checker) Check(ctx context.Context, namespace string) (*Report, error) 
 			r.Problems = append(r.Problems, fmt.Sprintf("forwarder: %.0f alerts dead-lettered; see docs/forwarder.md (dead letters and replay)", fw.DeadLettered))
 		}
 	}
+	if state.Has(install.Responder) {
+		r.Responder = c.responder(ctx, namespace, state.Responder)
+	}
 	return r, nil
+}
+
+// responder reports on the responder's pods and the isolated pods.
+// Isolation is no problem: it is what the responder is for.
+func (c *Checker) responder(ctx context.Context, namespace string, s *install.ResponderState) *Responder {
+	r := &Responder{}
+	if s != nil {
+		r.URL, r.Namespaces, r.Actions = s.URL, s.Namespaces, s.Actions
+	}
+	if pods, err := c.Kube.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: install.Responder.Selector()}); err == nil {
+		for _, p := range pods.Items {
+			r.Pods++
+			if podReady(&p) {
+				r.ReadyPods++
+			}
+		}
+	}
+	isolated, err := install.Isolated(ctx, c.Kube)
+	if err != nil {
+		r.IsolatedUnknown = err.Error()
+	}
+	r.Isolated = isolated
+	if r.Isolated == nil {
+		r.Isolated = []install.IsolatedPod{}
+	}
+	return r
 }
 
 func (c *Checker) component(ctx context.Context, namespace string, name install.Component) Component {

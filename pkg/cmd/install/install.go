@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/helm"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/install"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/kubeless"
+	"github.com/falco-phantom/kubectl-falco-phantom/pkg/respond"
 )
 
 type options struct {
@@ -40,6 +42,8 @@ type options struct {
 	passwordFile, tokenFile         string
 	caFile                          string
 	natsCredsFile                   string
+	responderNamespaces             []string
+	responderActions                []string
 }
 
 // NewCommand returns the install command.
@@ -53,6 +57,7 @@ func NewCommand(env *cli.Env) *cobra.Command {
   NATS with JetStream        official chart ` + install.DefaultNATSChart.Version + ` (or an existing NATS: --nats-url)
   the mock SOAR              with --mock-phantom (try it without a licence)
   the forwarder              this project's chart: NATS -> SOAR, one case per incident
+  the responder              with --responder: the HTTPS service SOAR playbooks call to act on the cluster
   Falco with falcosidekick   official chart ` + install.DefaultFalcoChart.Version + `, publishing to NATS (or --skip-falco)
 
 Running it again upgrades in place. Everything goes to the namespace given
@@ -72,6 +77,9 @@ values show in the process list.`,
   # offline: charts from files, images from a private registry
   kubectl falco-phantom install --mock-phantom --nats-chart ./nats-2.14.2.tgz \
       --falco-chart ./falco-9.1.0.tgz --image-registry registry.internal:5000
+
+  # the responder too, acting in two namespaces; the mock isolates the pod of every shell case
+  kubectl falco-phantom install --mock-phantom --responder --responder-namespaces shop,web
 
   # see what would be applied
   kubectl falco-phantom install --mock-phantom --dry-run`,
@@ -112,6 +120,10 @@ values show in the process list.`,
 	f.IntVar(&v.ForwarderReplicas, "forwarder-replicas", v.ForwarderReplicas, "forwarder replicas (they share one durable consumer)")
 	f.DurationVar(&v.GroupWindow, "group-window", v.GroupWindow, "alerts of one rule in one container within this time share a case; 0 = a case per alert")
 	f.BoolVar(&v.KEDA, "keda", false, "scale the forwarder with the NATS backlog, down to zero (needs KEDA)")
+	f.BoolVar(&v.Responder, "responder", false, "install the responder, the HTTPS service SOAR playbooks call to act on the cluster (docs/respond.md)")
+	f.StringSliceVar(&o.responderNamespaces, "responder-namespaces", v.ResponderNamespaces, "namespaces the responder may act in, comma separated, or * for all but the install namespace and kube-system")
+	f.StringSliceVar(&o.responderActions, "responder-actions", actionNames(v.ResponderActions), "actions the responder allows, comma separated, of "+strings.Join(actionNames(respond.Actions()), ", "))
+	f.StringVar(&v.ResponderTLSSecret, "responder-tls-secret", "", "existing Secret with tls.crt, tls.key and ca.crt for the responder, instead of the CA and certificate install generates")
 	f.StringVar(&v.ImageRegistry, "image-registry", "", "pull every image from this registry (a private mirror)")
 	f.StringVar(&v.ImageTag, "image-tag", v.ImageTag, "tag of the forwarder and mock SOAR images")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print every manifest that would be applied (secrets redacted) and change nothing")
@@ -157,6 +169,16 @@ var installFlags = map[string]string{
 	"Subjects": "--subject", "ForwarderReplicas": "--forwarder-replicas", "GroupWindow": "--group-window", "KEDA": "--keda",
 	"Runtime": "--runtime", "InstallKubeless": "--install-kubeless", "KubelessManifests": "--kubeless-manifest",
 	"ImageRegistry": "--image-registry", "ImageTag": "--image-tag", "Wait": "--wait", "Timeout": "--timeout",
+	"Responder": "--responder", "ResponderNamespaces": "--responder-namespaces", "ResponderActions": "--responder-actions",
+	"ResponderTLSSecret": "--responder-tls-secret",
+}
+
+func actionNames(as []respond.Action) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = string(a)
+	}
+	return out
 }
 
 // Complete turns the flags into install options: the namespace, chart
@@ -166,6 +188,11 @@ func (o *options) Complete(cmd *cobra.Command, _ []string) error {
 	v.Namespace = o.env.Namespace()
 	if len(o.subjects) > 0 {
 		v.Subjects = o.subjects
+	}
+	v.ResponderNamespaces = trimmed(o.responderNamespaces)
+	v.ResponderActions = nil
+	for _, a := range trimmed(o.responderActions) {
+		v.ResponderActions = append(v.ResponderActions, respond.Action(a))
 	}
 	v.NATSChart = chartSource(install.DefaultNATSChart, o.natsChart, o.natsChartVersion, o.natsRepo)
 	v.FalcoChart = chartSource(install.DefaultFalcoChart, o.falcoChart, o.falcoChartVer, o.falcoRepo)
@@ -213,6 +240,11 @@ func (o *options) Complete(cmd *cobra.Command, _ []string) error {
 		v.NATSCreds = creds
 	}
 	return nil
+}
+
+// trimmed drops the spaces and empty entries of a list flag.
+func trimmed(list []string) []string {
+	return input.List(strings.Join(list, ","))
 }
 
 // chartSource applies the chart flags: a local path or oci:// reference
@@ -314,6 +346,13 @@ func summary(w io.Writer, res *install.Result, o install.Options) error {
 	}
 	if o.Runtime == install.RuntimeKubeless {
 		fmt.Fprintf(w, "Kubeless:    Function %s and its NATSTriggers in %s (see docs/kubeless.md)\n", kubeless.FunctionName, res.Namespace)
+	}
+	if o.Responder {
+		fmt.Fprintf(w, "Responder:   %s/v1/actions/<action> (docs/respond.md), acting in %s\n", install.ResponderURL(res.Namespace), strings.Join(o.ResponderNamespaces, ","))
+		fmt.Fprintf(w, "             token: kubectl -n %s get secret %s -o jsonpath='{.data.token}' | base64 -d\n", res.Namespace, install.SecretResponderToken)
+		if o.MockPhantom && slices.Contains(o.ResponderActions, respond.Isolate) {
+			fmt.Fprintf(w, "             the mock SOAR's playbook %q isolates the pod of every new shell case\n", install.MockIsolatePlaybook)
+		}
 	}
 	if o.MockPhantom {
 		fmt.Fprintf(w, "Mock SOAR:   kubectl -n %s port-forward svc/%s %d, then open http://127.0.0.1:%d/\n", res.Namespace, install.ReleaseMock, install.MockPhantomPort, install.MockPhantomPort)

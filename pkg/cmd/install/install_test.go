@@ -69,6 +69,10 @@ func TestValidateNamesTheFlags(t *testing.T) {
 		{"insecure with mock", []string{"--mock-phantom", "--insecure-skip-tls-verify"}, "no effect with --mock-phantom"},
 		{"kubeless with keda", []string{"--mock-phantom", "--runtime", "kubeless", "--keda"}, "--keda and --forwarder-replicas apply to the default runtime, not to --runtime kubeless"},
 		{"empty namespace", []string{"--mock-phantom", "--timeout", "0"}, "--timeout must be positive"},
+		{"responder namespaces without responder", []string{"--mock-phantom", "--responder-namespaces", "shop"}, "--responder-namespaces goes with --responder"},
+		{"responder tls secret without responder", []string{"--mock-phantom", "--responder-tls-secret", "x"}, "--responder-tls-secret goes with --responder"},
+		{"unknown responder action", []string{"--mock-phantom", "--responder", "--responder-actions", "isolate,nuke"}, `--responder-actions: unknown action "nuke"`},
+		{"bad responder namespace", []string{"--mock-phantom", "--responder", "--responder-namespaces", "shop, Web"}, `--responder-namespaces "Web" is not a namespace name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -275,7 +275,7 @@ func TestDryRunMatchesWhatInstallApplies(t *testing.T) {
 	ctx := context.Background()
 	kube, kc := apiServer.Kube, apiServer.Kubeconfig
 	const ns = "fp-dryrun"
-	args := []string{"install", "-n", ns, "--mock-phantom", "--nats-chart", natsStandin, "--falco-chart", falcoStandin, "--skip-falco"}
+	args := []string{"install", "-n", ns, "--mock-phantom", "--responder", "--nats-chart", natsStandin, "--falco-chart", falcoStandin, "--skip-falco"}
 	rendered, _, err := kubectl(t, kc, append(args, "--dry-run")...)
 	if err != nil {
 		t.Fatal(err)
@@ -298,8 +298,10 @@ func TestDryRunMatchesWhatInstallApplies(t *testing.T) {
 		if diff := subset(doc["spec"], live["spec"], "spec"); diff != "" {
 			t.Errorf("%s/%s: the cluster differs from --dry-run: %s", kind, name, diff)
 		}
-		if diff := subset(doc["data"], live["data"], "data"); diff != "" {
-			t.Errorf("%s/%s: %s", kind, name, diff)
+		for _, field := range []string{"data", "rules", "roleRef", "subjects"} {
+			if diff := subset(doc[field], live[field], field); diff != "" {
+				t.Errorf("%s/%s: %s", kind, name, diff)
+			}
 		}
 		checked++
 	}
@@ -340,6 +342,8 @@ current-context: c
 		{"unreachable", unreachable, []string{"install", "--mock-phantom", "--skip-falco"}, "cannot reach the cluster"},
 		{"status unreachable", unreachable, []string{"status"}, "cannot reach the cluster: "},
 		{"no permissions", restricted, []string{"install", "--mock-phantom", "-n", "fp-denied"}, "missing permissions: create namespaces (cluster-wide)"},
+		{"responder namespace missing", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "-n", "fp-noresp", "--responder", "--responder-namespaces", "fp-nowhere"},
+			"--responder-namespaces: namespace fp-nowhere does not exist"},
 		{"conflicting flags", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "--phantom-url", "https://x"}, "--mock-phantom installs its own SOAR"},
 		{"no SOAR", apiServer.Kubeconfig, []string{"install"}, "--phantom-url"},
 		{"chart repository down", apiServer.Kubeconfig, []string{"install", "--mock-phantom", "--skip-falco", "-n", "fp-repo", "--wait=false", "--nats-chart-repo", "http://127.0.0.1:1/charts"}, "--nats-chart ./nats-2.14.2.tgz"},

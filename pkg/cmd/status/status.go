@@ -43,7 +43,8 @@ func NewCommand(env *cli.Env) *cobra.Command {
 		Short: "Show whether every component runs and alerts reach SOAR",
 		Long: `Show each component installed by "kubectl falco-phantom install": its Helm
 release, whether its pods are ready, and what the forwarder reports (alerts
-received, delivered, retried, dead-lettered, and whether SOAR is reachable).
+received, delivered, retried, dead-lettered, and whether SOAR is reachable);
+with the responder, what it may do and the pods it isolated.
 The exit code is 0 when everything is healthy, ` + fmt.Sprint(ExitUnhealthy) + ` when something is down,
 and ` + fmt.Sprint(cli.ExitUnreachable) + ` when the cluster cannot be reached.`,
 		Example: `  kubectl falco-phantom status
@@ -104,6 +105,9 @@ func Table(w io.Writer, r *status.Report) error {
 			f.ReadyPods, f.Pods, f.Received, f.Delivered, f.Retried, f.DeadLettered)
 		fmt.Fprintf(w, "SOAR %s reachable: %s\n", f.PhantomURL, reach)
 	}
+	if rs := r.Responder; rs != nil {
+		responderTable(w, rs)
+	}
 	if r.Healthy {
 		fmt.Fprintln(w, "\nHealthy.")
 		return nil
@@ -113,6 +117,28 @@ func Table(w io.Writer, r *status.Report) error {
 		fmt.Fprintf(w, "  - %s\n", p)
 	}
 	return nil
+}
+
+// responderTable says what the responder may do and which pods are
+// isolated.
+func responderTable(w io.Writer, rs *status.Responder) {
+	actions := make([]string, len(rs.Actions))
+	for i, a := range rs.Actions {
+		actions[i] = string(a)
+	}
+	fmt.Fprintf(w, "\nResponder: %d/%d pods ready at %s; acts in %s with %s\n", rs.ReadyPods, rs.Pods, dash(rs.URL),
+		dash(strings.Join(rs.Namespaces, ",")), dash(strings.Join(actions, ",")))
+	switch {
+	case rs.IsolatedUnknown != "":
+		fmt.Fprintf(w, "Isolated pods: unknown (%s)\n", rs.IsolatedUnknown)
+	case len(rs.Isolated) == 0:
+		fmt.Fprintln(w, "Isolated pods: none")
+	default:
+		fmt.Fprintf(w, "Isolated pods (%d):\n", len(rs.Isolated))
+		for _, p := range rs.Isolated {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
 }
 
 func dash(s string) string {
