@@ -117,7 +117,7 @@ func (o *options) Complete(*cobra.Command, []string) error {
 	if o.respond != "" {
 		// The responder never acts in the pipeline's namespace.
 		o.test.Namespace = o.env.NamespaceOr("default")
-		rc := &shelltest.RespondCheck{ProbeNamespace: o.test.InstallNamespace, ProbeService: responderService, KeepIsolated: o.keepIsolated}
+		rc := &shelltest.RespondCheck{ProbeNamespace: o.test.InstallNamespace, ProbeService: install.ReleaseResponder, KeepIsolated: o.keepIsolated}
 		if o.probe != "" {
 			ns, name, ok := strings.Cut(o.probe, "/")
 			if !ok || ns == "" || name == "" {
@@ -272,7 +272,3 @@ func Timeline(w io.Writer, r *shelltest.Result) error {
 	}
 	return nil
 }
-
-// responderService is the responder's Service, which install --responder
-// names after its release.
-const responderService = "falco-phantom-responder"
