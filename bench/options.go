@@ -20,9 +20,10 @@ type options struct {
 	baselineDuration time.Duration
 	rate             int
 	duration         time.Duration
-	// batch, workers and maxInFlight are the forwarder's BATCH_SIZE,
-	// WORKERS and MAX_IN_FLIGHT; 0 leaves the forwarder's default.
-	batch, workers, maxInFlight int
+	// batch, workers, maxInFlight and maxHeld are the forwarder's
+	// BATCH_SIZE, WORKERS, MAX_IN_FLIGHT and MAX_HELD_EVENTS; 0 leaves the
+	// forwarder's default.
+	batch, workers, maxInFlight, maxHeld int
 	forwarder                   string
 	cpuProfile                  string
 }
@@ -47,6 +48,7 @@ func (o *options) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.batch, "batch", o.batch, "forwarder BATCH_SIZE (default: the forwarder's own; figures are then for tuned settings)")
 	f.IntVar(&o.workers, "workers", o.workers, "forwarder WORKERS (default: the forwarder's own)")
 	f.IntVar(&o.maxInFlight, "max-in-flight", o.maxInFlight, "forwarder MAX_IN_FLIGHT (default: the forwarder's own)")
+	f.IntVar(&o.maxHeld, "max-held-events", o.maxHeld, "forwarder MAX_HELD_EVENTS (default: the forwarder's own)")
 	f.StringVar(&o.forwarder, "forwarder", o.forwarder, "forwarder binary to run (default: go build ./cmd/falco-phantom-forwarder)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", o.cpuProfile, "write a CPU profile of this process (NATS, the mock SOAR, the baseline) to `file`")
 }
@@ -78,8 +80,8 @@ func (o options) validate() ([]scenario, error) {
 		return nil, errors.New("--baseline-events and --baseline-duration must be positive")
 	case o.rate < 1 || o.duration <= 0:
 		return nil, errors.New("--rate and --duration must be positive")
-	case o.batch < 0 || o.workers < 0 || o.maxInFlight < 0:
-		return nil, errors.New("--batch, --workers and --max-in-flight must not be negative (0: the forwarder's default)")
+	case o.batch < 0 || o.workers < 0 || o.maxInFlight < 0 || o.maxHeld < 0:
+		return nil, errors.New("--batch, --workers, --max-in-flight and --max-held-events must not be negative (0: the forwarder's default)")
 	case len(o.latencies) == 0 || len(o.incidents) == 0:
 		return nil, errors.New("--soar-latency and --incidents must each list at least one value")
 	}
@@ -105,7 +107,7 @@ func (o options) tuned() []string {
 	for _, s := range []struct {
 		name string
 		v    int
-	}{{"BATCH_SIZE", o.batch}, {"WORKERS", o.workers}, {"MAX_IN_FLIGHT", o.maxInFlight}} {
+	}{{"BATCH_SIZE", o.batch}, {"WORKERS", o.workers}, {"MAX_IN_FLIGHT", o.maxInFlight}, {"MAX_HELD_EVENTS", o.maxHeld}} {
 		if s.v > 0 {
 			env = append(env, s.name+"="+strconv.Itoa(s.v))
 		}

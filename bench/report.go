@@ -26,8 +26,8 @@ func printHeader(out io.Writer, o options, args []string) {
 		fmt.Fprintf(out, "forwarder: TUNED with %s (the rest its defaults): the figures are for these settings, not for the defaults the targets are about\n",
 			strings.Join(tuned, " "))
 	} else {
-		fmt.Fprintf(out, "forwarder: its defaults (BATCH_SIZE=%d WORKERS=%d MAX_IN_FLIGHT=%d GROUP_WINDOW=%s in this build)\n",
-			d.BatchSize, d.Workers, d.MaxInFlight, d.GroupWindow)
+		fmt.Fprintf(out, "forwarder: its defaults (BATCH_SIZE=%d WORKERS=%d MAX_IN_FLIGHT=%d MAX_HELD_EVENTS=%d GROUP_WINDOW=%s in this build)\n",
+			d.BatchSize, d.Workers, d.MaxInFlight, d.MaxHeldEvents, d.GroupWindow)
 	}
 	fmt.Fprintf(out, "runs per scenario: forwarder draining %d alerts; baseline up to %d alerts or %s; forwarder latency at %d alerts/s for %s\n\n",
 		o.events, o.baselineEvents, o.baselineDuration, o.rate, o.duration)

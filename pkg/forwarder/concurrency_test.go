@@ -1,9 +1,12 @@
 package forwarder_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/mockphantom"
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/forwarder"
@@ -80,4 +83,43 @@ func TestThrottlingLowersTheRateAndLosesNothing(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d requests answered 429; the limit fell to 2 or less, then grew back", throttled)
+}
+
+// While SOAR is down, the forwarder holds at most MaxHeldEvents (plus what
+// one pull brings): the backlog waits in JetStream, not in its memory. Once
+// SOAR is back, everything arrives.
+func TestHeldEventsStayWithinTheLimit(t *testing.T) {
+	t.Parallel()
+	n := testkit.StartNATS(t)
+	soar := testkit.StartPhantom(t, mockphantom.Config{})
+	soar.SetFaults(mockphantom.Faults{DownUntil: time.Now().Add(time.Hour)})
+	cfg := baseConfig(n.URL(), soar.URL)
+	cfg.BatchSize, cfg.MaxHeldEvents = 16, 64
+	startForwarder(t, cfg)
+	nc := connect(t, n.URL())
+	s := newStream("held", 100, 10, time.Now().UTC(), 10*time.Millisecond)
+	s.publishAll(t, nc, 0, len(s.events))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := forwarder.Defaults().NATS
+	bound := cfg.MaxHeldEvents + 2*cfg.BatchSize // held, and one pull's worth buffered
+	peak := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		cons, err := js.Consumer(context.Background(), d.Stream, d.Consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, info.NumAckPending)
+	}
+	if peak > bound || peak < cfg.MaxHeldEvents/2 {
+		t.Errorf("%d events unacknowledged at most while SOAR was down; want some, and at most %d (MaxHeldEvents %d + 2 pulls of %d)", peak, bound, cfg.MaxHeldEvents, cfg.BatchSize)
+	}
+	soar.SetFaults(mockphantom.Faults{})
+	checkDelivered(t, soarClient(t, soar.URL), s, 60*time.Second)
 }

@@ -45,6 +45,12 @@ type Config struct {
 	// MaxInFlight bounds the requests to SOAR in flight at once; fewer
 	// are while SOAR pushes back.
 	MaxInFlight int
+	// MaxHeldEvents bounds the events taken from NATS and not settled yet
+	// (parsed, waiting for SOAR); the rest of a backlog waits in
+	// JetStream. More lets one request carry more alerts of a case while
+	// SOAR is slow and there are many cases at once, for more memory:
+	// docs/benchmarks.md has figures.
+	MaxHeldEvents int
 	// Listen is the address of the health and metrics endpoints; "" turns
 	// them off.
 	Listen string
@@ -117,6 +123,7 @@ func Defaults() Config {
 		BatchSize:       256,
 		Workers:         2,
 		MaxInFlight:     32,
+		MaxHeldEvents:   1024,
 		Listen:          ":8081",
 		DrainTimeout:    20 * time.Second,
 		FunctionTimeout: 25 * time.Second,
@@ -187,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 || c.MaxInFlight > 1024 {
 		errs = append(errs, fmt.Errorf("max in flight %d: want 1 to 1024", c.MaxInFlight))
+	}
+	if c.MaxHeldEvents < c.BatchSize || c.MaxHeldEvents > 1<<20 {
+		errs = append(errs, fmt.Errorf("max held events %d: want the batch size (%d) to 1048576", c.MaxHeldEvents, c.BatchSize))
 	}
 	return errors.Join(errs...)
 }

@@ -66,7 +66,7 @@ func New(cfg Config, log *slog.Logger) (*Forwarder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SOAR client: %w", err)
 	}
-	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newBudget(maxInFlightBytes, maxInFlightEvents),
+	return &Forwarder{cfg: cfg, log: log, metrics: NewMetrics(), client: client, budget: newBudget(maxInFlightBytes, cfg.MaxHeldEvents),
 		caseCheckInterval: caseCheckInterval}, nil
 }
 
@@ -142,7 +142,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	cfg := f.cfg
 	f.log.Info("starting forwarder", "mode", cfg.NATS.Mode, "nats", RedactURL(cfg.NATS.URL), "subject", cfg.NATS.Subject,
 		"phantom", f.client.BaseURL(), "label", cfg.Phantom.Label, "auth", authKind(cfg.Phantom),
-		"group_window", cfg.GroupWindow.String(), "workers", cfg.Workers, "batch_size", cfg.BatchSize, "max_in_flight", cfg.MaxInFlight)
+		"group_window", cfg.GroupWindow.String(), "workers", cfg.Workers, "batch_size", cfg.BatchSize, "max_in_flight", cfg.MaxInFlight, "max_held_events", cfg.MaxHeldEvents)
 	if !cfg.Phantom.VerifySSL {
 		f.log.Warn("TLS certificate verification of SOAR is OFF (VERIFY_SSL=false): anyone on the path can read and change what is sent")
 	}

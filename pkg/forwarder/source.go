@@ -355,12 +355,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // few kilobytes, so only a burst of hostile, oversized events reaches it.
 const maxInFlightBytes = 32 << 20
 
-// maxInFlightEvents bounds how many events are taken from NATS and not
-// settled yet. A parsed event waiting for SOAR costs some kilobytes of
-// memory; the rest of a backlog waits in JetStream, which is made for it.
-// It is well above what the requests in flight need to stay full.
-const maxInFlightEvents = 1024
-
 // budget bounds the events in flight, in bytes and in number; see admit.
 type budget struct {
 	mu        sync.Mutex

@@ -90,6 +90,7 @@ func BindFlags(cfg *fw.Config, fs *pflag.FlagSet, getenv func(string) string) fu
 	fs.IntVar(&cfg.BatchSize, "batch-size", num("BATCH_SIZE", cfg.BatchSize), "most events per SOAR request [BATCH_SIZE]")
 	fs.IntVar(&cfg.Workers, "workers", num("WORKERS", cfg.Workers), "batches parsed and grouped at once [WORKERS]")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", num("MAX_IN_FLIGHT", cfg.MaxInFlight), "most requests to SOAR in flight at once; fewer while SOAR pushes back (429, 503, timeouts) [MAX_IN_FLIGHT]")
+	fs.IntVar(&cfg.MaxHeldEvents, "max-held-events", num("MAX_HELD_EVENTS", cfg.MaxHeldEvents), "most events taken from NATS and not yet in SOAR; more is faster with many cases and a slow SOAR, and takes more memory [MAX_HELD_EVENTS]")
 	fs.StringVar(&cfg.Listen, "listen", str("LISTEN_ADDR", cfg.Listen), "address of /healthz, /readyz and /metrics; empty turns them off [LISTEN_ADDR]")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long SIGTERM waits for events in flight")
 	fs.DurationVar(&cfg.FunctionTimeout, "function-timeout", cfg.FunctionTimeout, "function mode: how long a call waits for SOAR before it is answered 503")
