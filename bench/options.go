@@ -24,8 +24,8 @@ type options struct {
 	// BATCH_SIZE, WORKERS, MAX_IN_FLIGHT and MAX_HELD_EVENTS; 0 leaves the
 	// forwarder's default.
 	batch, workers, maxInFlight, maxHeld int
-	forwarder                   string
-	cpuProfile                  string
+	forwarder                            string
+	cpuProfile                           string
 }
 
 func defaultOptions() options {
