@@ -271,6 +271,20 @@ func daemons(l layout, s settings, helper string) map[string]daemon {
 			"--config=" + l.proxyConf(),
 			"--v=1",
 		}},
+		// kube-router's firewall alone enforces NetworkPolicies (iptables
+		// and ipset); the bridge, kube-proxy and CoreDNS do the rest.
+		"kube-router": {name: "kube-router", path: s.tool("kube-router"), args: []string{
+			"--kubeconfig=" + admin,
+			"--hostname-override=" + s.NodeName,
+			"--run-firewall=true",
+			"--run-router=false",
+			"--run-service-proxy=false",
+			"--enable-cni=false",
+			"--service-cluster-ip-range=" + s.ServiceCIDR,
+			"--health-port=" + strconv.Itoa(kubeRouterHealthPort),
+			"--metrics-port=0",
+			"--v=1",
+		}},
 		"provisioner": {name: "provisioner", path: helper, args: []string{
 			"--kubeconfig=" + admin, "--dir=" + l.volumes(),
 		}, env: []string{helperEnv + "=" + helperProvisioner}},

@@ -89,7 +89,7 @@ func down(ctx context.Context, s settings, w io.Writer) error {
 	if running["kube-apiserver"] && running["kubelet"] && running["containerd"] {
 		fail(deletePods(ctx, l, w))
 	}
-	for _, name := range []string{"kube-proxy", "kubelet", "coredns"} {
+	for _, name := range []string{"kube-router", "kube-proxy", "kubelet", "coredns"} {
 		fail(stopRecorded(ctx, l, name, stopGrace))
 	}
 	// Whatever still runs in a container: end it through runc, which
@@ -136,7 +136,7 @@ func down(ctx context.Context, s settings, w io.Writer) error {
 func labProgram(path string) bool {
 	switch filepath.Base(path) {
 	case "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-		"coredns", "containerd", "containerd-shim-runc-v2", "runc", "hostlab-helper":
+		"coredns", "kube-router", "containerd", "containerd-shim-runc-v2", "runc", "hostlab-helper":
 		return true
 	}
 	return false

@@ -57,6 +57,9 @@ const (
 	controllerPort     = 10257
 	schedulerPort      = 10259
 	corednsReadyPort   = 10281
+	// kube-router serves its health check on every address (it has no
+	// flag for the address).
+	kubeRouterHealthPort = 10283
 )
 
 // Config says where and how to run a lab. The zero value of every field
@@ -65,8 +68,8 @@ type Config struct {
 	// Dir holds everything of the lab; default DefaultDir.
 	Dir string
 	// ToolsDir holds kube-apiserver, kubelet, kube-controller-manager,
-	// kube-scheduler, kube-proxy, etcd and coredns (build/tools/build.sh
-	// prints it). Down needs it only for "kube-proxy --cleanup".
+	// kube-scheduler, kube-proxy, etcd, coredns and kube-router
+	// (build/tools/build.sh prints it). Down needs it only for "kube-proxy --cleanup".
 	ToolsDir string
 	// NodeIP is the node's address: default the first global IPv4
 	// address of an interface that is up. Loopback and link-local

@@ -68,8 +68,9 @@ func setupNetwork(ctx context.Context, l layout, s settings) error {
 	return nil
 }
 
-// teardownNetwork removes the bridge, the egress guard and the iptables
-// chains of kube-proxy and the kubelet, and restores the kernel settings.
+// teardownNetwork removes the bridge, the egress guard, the iptables
+// chains of kube-proxy and the kubelet, kube-router's chains and ipsets,
+// and restores the kernel settings.
 func teardownNetwork(ctx context.Context, l layout, s settings) error {
 	var errs []error
 	if _, err := net.InterfaceByName(s.Bridge); err == nil {
@@ -94,7 +95,7 @@ func teardownNetwork(ctx context.Context, l layout, s settings) error {
 			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %w: %s", err, lastLines(string(out), 5)))
 		}
 	}
-	errs = append(errs, removeKubeletChains(ctx))
+	errs = append(errs, removeKubeletChains(ctx), removeFirewall(ctx))
 	if b, err := os.ReadFile(l.sysctls()); err == nil {
 		old := map[string]string{}
 		if err := json.Unmarshal(b, &old); err == nil {

@@ -20,7 +20,7 @@ func (e *PrerequisiteError) Error() string {
 }
 
 // Tools are the binaries a lab needs in Config.ToolsDir.
-var Tools = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns"}
+var Tools = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "coredns", "kube-router"}
 
 // hostCommands are the programs a lab runs, with the Debian package that
 // has each.
@@ -30,6 +30,9 @@ var hostCommands = []struct{ name, pkg string }{
 	{"ctr", "containerd"},
 	{"runc", "runc"},
 	{"iptables", "iptables"},
+	{"iptables-save", "iptables"},
+	{"iptables-restore", "iptables"},
+	{"ipset", "ipset"},
 	{"conntrack", "conntrack"},
 	{"ip", "iproute2"},
 }

@@ -169,6 +169,9 @@ func (u *upper) steps(archives []string) []step {
 		u.daemon("kube-proxy", "kube-proxy to be healthy", func(ctx context.Context) error {
 			return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", proxyHealthzPort))
 		}),
+		u.daemon("kube-router", "kube-router's NetworkPolicy firewall to be healthy", func(ctx context.Context) error {
+			return httpOK(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", kubeRouterHealthPort))
+		}),
 		{
 			name:  "StorageClass",
 			doing: "creating StorageClass " + StorageClass,
@@ -333,5 +336,5 @@ func processes(l layout) map[string]bool {
 
 // LogFile is the log of one of the lab's processes (etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, containerd, coredns, kubelet,
-// kube-proxy, provisioner).
+// kube-proxy, kube-router, provisioner).
 func (c *Cluster) LogFile(name string) string { return c.settings.layout().log(name) }

@@ -77,12 +77,18 @@ func (t *Tester) probeAddr(ctx context.Context, rc *RespondCheck) (string, error
 	return net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port))), nil
 }
 
-// connects tells whether the pod can open a connection to addr and get an
-// HTTP(S) answer. The command runs without a terminal, so it raises no
-// shell alert of its own.
+// connects tells whether the pod can open a TCP connection to addr: an
+// isolation must cut that, whatever is spoken on top of it. A TCP connect
+// with nc, not an HTTPS request: busybox's wget cannot agree on a cipher
+// suite with Go's TLS servers (it fails with alert 40 against the
+// responder and the API server alike). The command runs without a
+// terminal, so it raises no shell alert of its own.
 func (t *Tester) connects(ctx context.Context, ns string, tg target, addr string) (bool, error) {
-	url := "https://" + addr + "/healthz"
-	cmd := []string{"timeout", strconv.Itoa(int(probeTimeout.Seconds())), "wget", "--no-check-certificate", "-q", "-O", "/dev/null", url}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	cmd := []string{"timeout", strconv.Itoa(int(probeTimeout.Seconds()) + 1), "nc", "-w", strconv.Itoa(int(probeTimeout.Seconds())), host, port}
 	req := t.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(tg.pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: tg.container, Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	exec, err := executor(t, req.URL().String())
@@ -96,7 +102,7 @@ func (t *Tester) connects(ctx context.Context, ns string, tg target, addr string
 	case err == nil:
 		return true, nil
 	case errors.As(err, &code) && code.Code == 127:
-		return false, fmt.Errorf("the pod's image lacks timeout or wget to test the connection (%s)", truncate(out.String(), 200))
+		return false, fmt.Errorf("the pod's image lacks timeout or nc to test the connection (%s)", truncate(out.String(), 200))
 	case errors.As(err, &code):
 		return false, nil
 	}
