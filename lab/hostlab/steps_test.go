@@ -129,14 +129,14 @@ func TestUpSteps(t *testing.T) {
 			waits[st.name] = st.waitFor
 		}
 	}
-	want := "etcd,kube-apiserver,kube-controller-manager,kube-scheduler,containerd,images,coredns,kubelet,kube-proxy,StorageClass,provisioner,ServiceAccount"
+	want := "etcd,kube-apiserver,kube-controller-manager,kube-scheduler,containerd,images,coredns,kubelet,kube-proxy,kube-router,StorageClass,provisioner,ServiceAccount"
 	if got := strings.Join(names, ","); got != want {
 		t.Errorf("steps %s, want %s", got, want)
 	}
 	if len(started) != len(u.ds) {
 		t.Errorf("steps start %v, want every daemon of %d once", started, len(u.ds))
 	}
-	if waits["kubelet"] != "node node-a to be Ready" || waits["ServiceAccount"] == "" || len(waits) != 7 {
-		t.Errorf("waits = %v, want 7 (etcd, API server, containerd, CoreDNS, kubelet, kube-proxy, ServiceAccount)", waits)
+	if waits["kubelet"] != "node node-a to be Ready" || waits["ServiceAccount"] == "" || waits["kube-router"] == "" || len(waits) != 8 {
+		t.Errorf("waits = %v, want 8 (etcd, API server, containerd, CoreDNS, kubelet, kube-proxy, kube-router, ServiceAccount)", waits)
 	}
 }
