@@ -247,10 +247,26 @@ func TestRespondOnARealCluster(t *testing.T) {
 		if _, code, progress := respondCLI(t, "release", "--pod", "suspect", "-n", victims, "--no-note"); code != 0 {
 			t.Fatalf("release after uninstall: exit %d\n%s", code, progress)
 		}
-		waitFor(t, 30*time.Second, "the released pod's connection to come back", func() error {
-			// The responder is gone: any answer from its address would do,
-			// but nothing answers there now; the DNS server does.
-			_, err := e.kubectl(ctx, "-n", victims, "exec", "suspect", "--", "nslookup", "kubernetes.default.svc.cluster.local", e.cluster.DNSIP)
+		// The responder is gone with the uninstall: the pod must reach
+		// another pod again, as before its isolation.
+		witness := sleeperPod("witness", map[string]string{"app": "witness"}, "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www")
+		if _, err := kube.CoreV1().Pods(victims).Create(ctx, witness, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var witnessIP string
+		waitFor(t, time.Minute, "pod witness to run", func() error {
+			p, err := kube.CoreV1().Pods(victims).Get(ctx, "witness", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+				return fmt.Errorf("pod witness is %s", p.Status.Phase)
+			}
+			witnessIP = p.Status.PodIP
+			return nil
+		})
+		waitFor(t, time.Minute, "the released pod to reach pod witness", func() error {
+			_, err := e.kubectl(ctx, "-n", victims, "exec", "suspect", "--", "timeout", "4", "nc", "-w", "3", witnessIP, "8080")
 			return err
 		})
 	})
