@@ -211,9 +211,6 @@ func daemons(l layout, s settings, helper string) map[string]daemon {
 			"--advertise-address=" + s.NodeIP,
 			"--secure-port=" + strconv.Itoa(s.APIPort),
 			"--service-cluster-ip-range=" + s.ServiceCIDR,
-			// It coalesces the syncs that pod and policy changes ask for;
-			// a full sync every 10 s bounds how long a change can wait.
-			"--iptables-sync-period=10s",
 			"--client-ca-file=" + l.pki("ca.crt"),
 			"--tls-cert-file=" + l.pki("apiserver.crt"),
 			"--tls-private-key-file=" + l.pki("apiserver.key"),
@@ -243,9 +240,6 @@ func daemons(l layout, s settings, helper string) map[string]daemon {
 			"--cluster-signing-cert-file=" + l.pki("ca.crt"),
 			"--cluster-signing-key-file=" + l.pki("ca.key"),
 			"--service-cluster-ip-range=" + s.ServiceCIDR,
-			// It coalesces the syncs that pod and policy changes ask for;
-			// a full sync every 10 s bounds how long a change can wait.
-			"--iptables-sync-period=10s",
 			"--cluster-name=hostlab",
 			"--leader-elect=false",
 			"--use-service-account-credentials=true",
