@@ -59,7 +59,7 @@ func TestClusterRunsPodsServicesAndDNS(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &oneSecond, Containers: []corev1.Container{{
 					Name: "httpd", Image: images.ShellRef, ImagePullPolicy: corev1.PullNever,
-					Command: []string{"/bin/sh", "-c", "mkdir -p /www && echo " + marker + " > /www/index.html && exec httpd -f -p 8080 -h /www"},
+					Command: []string{"/bin/sh", "-c", httpdScript(marker)},
 					Ports:   []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
 					ReadinessProbe: &corev1.Probe{
 						ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},

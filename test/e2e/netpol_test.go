@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/falco-phantom/kubectl-falco-phantom/pkg/images"
 )
@@ -37,30 +38,9 @@ func TestNetworkPoliciesAreEnforced(t *testing.T) {
 	})
 	dumpOnFailure(t, kube, ns)
 
-	server := sleeperPod("server", map[string]string{"role": "server"},
-		"mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 8080 -h /www")
+	server := sleeperPod("server", map[string]string{"role": "server"}, httpdScript("served"))
 	client := sleeperPod("client", map[string]string{"role": "client"}, "exec sleep 3600")
-	for _, p := range []*corev1.Pod{server, client} {
-		if _, err := kube.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var serverIP string
-	waitFor(t, 2*time.Minute, "pods server and client to run", func() error {
-		for _, name := range []string{"server", "client"} {
-			p, err := kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-				return fmt.Errorf("pod %s is %s", name, p.Status.Phase)
-			}
-			if name == "server" {
-				serverIP = p.Status.PodIP
-			}
-		}
-		return nil
-	})
+	serverIP := runPods(t, ctx, kube, ns, 2*time.Minute, server, client)["server"]
 	fetch := func() error {
 		out, err := e.kubectl(ctx, "-n", ns, "exec", "client", "--", "sh", "-c",
 			fmt.Sprintf(`printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 %s 8080`, serverIP))
@@ -128,6 +108,39 @@ func sleeperPod(name string, labels map[string]string, script string) *corev1.Po
 			}},
 		},
 	}
+}
+
+// httpdScript serves body on port 8080 with busybox's httpd.
+func httpdScript(body string) string {
+	return "mkdir -p /www && echo " + body + " > /www/index.html && exec httpd -f -p 8080 -h /www"
+}
+
+// runPods creates pods in ns, waits until each runs with an IP and
+// returns their IPs by name.
+func runPods(t *testing.T, ctx context.Context, kube kubernetes.Interface, ns string, timeout time.Duration, pods ...*corev1.Pod) map[string]string {
+	t.Helper()
+	names := make([]string, 0, len(pods))
+	for _, p := range pods {
+		if _, err := kube.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, p.Name)
+	}
+	ips := map[string]string{}
+	waitFor(t, timeout, "pods "+strings.Join(names, ", ")+" to run", func() error {
+		for _, name := range names {
+			p, err := kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+				return fmt.Errorf("pod %s is %s", name, p.Status.Phase)
+			}
+			ips[name] = p.Status.PodIP
+		}
+		return nil
+	})
+	return ips
 }
 
 // kubectl runs the lab's kubectl (build/tools) with args and returns its

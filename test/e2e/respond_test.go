@@ -93,19 +93,7 @@ func TestRespondOnARealCluster(t *testing.T) {
 
 	// An analyst's pod to act on, and a connection it had before.
 	suspect := sleeperPod("suspect", map[string]string{"app": "suspect"}, "exec sleep 3600")
-	if _, err := kube.CoreV1().Pods(victims).Create(ctx, suspect, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, time.Minute, "pod suspect to run", func() error {
-		p, err := kube.CoreV1().Pods(victims).Get(ctx, "suspect", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if p.Status.Phase != corev1.PodRunning {
-			return fmt.Errorf("pod suspect is %s", p.Status.Phase)
-		}
-		return nil
-	})
+	runPods(t, ctx, kube, victims, time.Minute, suspect)
 	// A TCP connection to the responder's Service (as test-shell checks):
 	// isolation must cut it.
 	probe := clusterIP(t, ctx, kube, ns, install.ReleaseResponder, install.ResponderPort)
@@ -249,22 +237,8 @@ func TestRespondOnARealCluster(t *testing.T) {
 		}
 		// The responder is gone with the uninstall: the pod must reach
 		// another pod again, as before its isolation.
-		witness := sleeperPod("witness", map[string]string{"app": "witness"}, "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www")
-		if _, err := kube.CoreV1().Pods(victims).Create(ctx, witness, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		var witnessIP string
-		waitFor(t, time.Minute, "pod witness to run", func() error {
-			p, err := kube.CoreV1().Pods(victims).Get(ctx, "witness", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-				return fmt.Errorf("pod witness is %s", p.Status.Phase)
-			}
-			witnessIP = p.Status.PodIP
-			return nil
-		})
+		witness := sleeperPod("witness", map[string]string{"app": "witness"}, httpdScript("up"))
+		witnessIP := runPods(t, ctx, kube, victims, time.Minute, witness)["witness"]
 		waitFor(t, time.Minute, "the released pod to reach pod witness", func() error {
 			_, err := e.kubectl(ctx, "-n", victims, "exec", "suspect", "--", "timeout", "4", "nc", "-w", "3", witnessIP, "8080")
 			return err
